@@ -1,0 +1,67 @@
+# mlserve developer entry points. `make demo` and `make test` set themselves up.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+DATA := .data
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help venv node demo test lint typecheck unit integration infra synth bench e2e clean
+
+help:
+	@echo "make demo   - train the demo model, publish it locally, serve it on 127.0.0.1:8000"
+	@echo "make test   - lint, type-check and run the whole test suite"
+	@echo "make synth  - synthesize the CDK app (cdk.out/)"
+	@echo "make bench  - run the benchmarks (writes benchmarks/results/)"
+
+$(STAMP): pyproject.toml layers/deps/requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11+) on PATH"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# layers/deps/requirements.txt is the single pin: the demo model is trained with
+	# exactly the scikit-learn version the Lambda layer serves.
+	$(PIP) install --quiet -c layers/deps/requirements.txt -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+$(NODE_STAMP): package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+node: $(NODE_STAMP)
+
+demo: $(STAMP)
+	$(PY) -m examples.demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check . || true
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy layers/common/python/mlserve lambda_api lambda_batch lambda_promote infra app.py
+
+test: $(STAMP) $(NODE_STAMP) lint typecheck
+	$(PY) -m pytest -q -p no:cacheprovider
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+integration: $(STAMP)
+	$(PY) -m pytest -q tests/integration
+
+infra: $(STAMP) $(NODE_STAMP)
+	$(PY) -m pytest -q tests/infra
+
+synth: $(STAMP) $(NODE_STAMP)
+	npx cdk synth --quiet
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,69 @@
+"""Runtime settings, read from MLSERVE_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlserve.errors import MlserveError
+from mlserve.schema import DEFAULT_MAX_ROWS
+
+TRUE_VALUES = {"1", "true", "yes", "on"}
+FALSE_VALUES = {"0", "false", "no", "off", ""}
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in TRUE_VALUES:
+        return True
+    if value in FALSE_VALUES:
+        return False
+    raise MlserveError(f"{name}={raw!r} is not a boolean (use true or false)", code="bad_config")
+
+
+def env_number(name: str, default: float, minimum: float = 0) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise MlserveError(f"{name}={raw!r} is not a number", code="bad_config") from None
+    if value < minimum:
+        raise MlserveError(f"{name}={raw!r} must be >= {minimum}", code="bad_config")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    store_uri: str
+    model_name: str
+    refresh_seconds: float = 15.0
+    max_rows: int = DEFAULT_MAX_ROWS
+    max_body_bytes: int = 6 * 1024 * 1024
+    allow_pickle: bool = False
+    cache_dir: Path = Path(tempfile.gettempdir()) / "mlserve"
+    results_prefix: str = "results/"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        store = os.environ.get("MLSERVE_STORE", "").strip()
+        name = os.environ.get("MLSERVE_MODEL_NAME", "").strip()
+        missing = [var for var, value in (("MLSERVE_STORE", store), ("MLSERVE_MODEL_NAME", name)) if not value]
+        if missing:
+            raise MlserveError(f"missing required setting(s): {', '.join(missing)}", code="bad_config")
+        return cls(
+            store_uri=store,
+            model_name=name,
+            refresh_seconds=env_number("MLSERVE_REFRESH_SECONDS", 15.0),
+            max_rows=int(env_number("MLSERVE_MAX_ROWS", DEFAULT_MAX_ROWS, minimum=1)),
+            max_body_bytes=int(env_number("MLSERVE_MAX_BODY_BYTES", 6 * 1024 * 1024, minimum=1)),
+            allow_pickle=env_bool("MLSERVE_ALLOW_PICKLE", False),
+            cache_dir=Path(os.environ.get("MLSERVE_CACHE_DIR") or Path(tempfile.gettempdir()) / "mlserve"),
+            results_prefix=os.environ.get("MLSERVE_RESULTS_PREFIX", "results/") or "results/",
+        )

@@ -1,0 +1,163 @@
+"""The live pointer: which version serves, re-checked at most every refresh interval.
+
+`live.json` is read at cold start; afterwards at most once per `refresh_seconds`, with a
+conditional GET (ETag). A changed pointer loads the new version beside the old one and
+swaps a single reference, so requests in flight finish on the model they started with.
+A failed load keeps the old model and logs why.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mlserve.errors import MlserveError, ModelUnavailableError
+from mlserve.schema import DEFAULT_MAX_ROWS
+from mlserve.scoring import LoadedModel, ModelIdentity, load_model_dir
+from mlserve.store import ModelStore, live_key, version_prefix
+
+logger = logging.getLogger(__name__)
+
+
+def parse_pointer(data: bytes) -> dict[str, Any]:
+    try:
+        pointer = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MlserveError(f"live.json is not valid JSON: {exc}", code="bad_pointer") from None
+    if not isinstance(pointer, dict):
+        raise MlserveError("live.json is not a JSON object", code="bad_pointer")
+    for key in ("name", "version", "checksums"):
+        if not pointer.get(key):
+            raise MlserveError(f"live.json has no {key!r}", code="bad_pointer")
+    pointer["version"] = str(pointer["version"])
+    return pointer
+
+
+def read_pointer(store: ModelStore, name: str) -> dict[str, Any] | None:
+    try:
+        return parse_pointer(store.read_bytes(live_key(name)))
+    except KeyError:
+        return None
+
+
+def load_version(
+    store: ModelStore,
+    pointer: dict[str, Any],
+    cache_dir: Path,
+    *,
+    allow_pickle: bool,
+    max_rows: int = DEFAULT_MAX_ROWS,
+) -> LoadedModel:
+    """Fetch the version a pointer names and load it, verifying the pointer's checksums."""
+    name, version = pointer["name"], pointer["version"]
+    local = store.download_prefix(version_prefix(name, version), cache_dir / name / version)
+    identity = ModelIdentity(name, version, pointer.get("run_id"))
+    return load_model_dir(
+        local, identity, pointer["checksums"], allow_pickle=allow_pickle, max_rows=max_rows, pointer=pointer
+    )
+
+
+class LiveModel:
+    """Holds the serving model; `get()` is cheap inside the refresh window."""
+
+    def __init__(
+        self,
+        store: ModelStore,
+        name: str,
+        *,
+        refresh_seconds: float = 15.0,
+        allow_pickle: bool = False,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        cache_dir: Path,
+        clock: Callable[[], float] = time.monotonic,
+        on_swap: Callable[[LoadedModel | None, LoadedModel], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.name = name
+        self.refresh_seconds = refresh_seconds
+        self.allow_pickle = allow_pickle
+        self.max_rows = max_rows
+        self.cache_dir = cache_dir
+        self._clock = clock
+        self._on_swap = on_swap
+        self._current: LoadedModel | None = None
+        self._etag: str | None = None
+        self._checked_at: float | None = None
+        self._lock = threading.Lock()
+        self.last_error: str | None = None
+
+    @property
+    def current(self) -> LoadedModel | None:
+        return self._current
+
+    def get(self) -> LoadedModel:
+        """The model to serve this request with; refreshes the pointer when due."""
+        checked_at = self._checked_at
+        if checked_at is None or self._clock() - checked_at >= self.refresh_seconds:
+            self.refresh()
+        model = self._current
+        if model is None:
+            reason = self.last_error or "no model has been published"
+            raise ModelUnavailableError(f"model {self.name!r} is not available: {reason}")
+        return model
+
+    def refresh(self, force: bool = False) -> None:
+        # One refresher at a time; others keep serving the current model meanwhile.
+        if not self._lock.acquire(blocking=self._current is None):
+            return
+        try:
+            if not force and self._checked_at is not None and self._clock() - self._checked_at < self.refresh_seconds:
+                return
+            self._refresh_locked()
+        finally:
+            self._lock.release()
+
+    def _refresh_locked(self) -> None:
+        self._checked_at = self._clock()
+        try:
+            fetched = self.store.read_if_changed(live_key(self.name), self._etag)
+        except KeyError:
+            self.last_error = f"no live pointer at {live_key(self.name)} in {self.store.uri}"
+            return
+        except Exception as exc:
+            self.last_error = f"could not read the live pointer: {exc}"
+            logger.error("live pointer check failed, keeping current model: %s", exc)
+            return
+        if fetched.data is None:
+            return
+        try:
+            pointer = parse_pointer(fetched.data)
+            current = self._current
+            if current is not None and current.identity.version == pointer["version"] and current.pointer.get("checksums") == pointer["checksums"]:
+                self._etag = fetched.etag
+                current.pointer = pointer
+                return
+            model = load_version(
+                self.store, pointer, self.cache_dir, allow_pickle=self.allow_pickle, max_rows=self.max_rows
+            )
+        except Exception as exc:
+            # Keep serving what we have; the ETag is not advanced so the next window retries.
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            logger.error(
+                "loading the new live model failed, keeping version %s: %s",
+                self._current.identity.version if self._current else None,
+                self.last_error,
+            )
+            return
+        previous, self._current = self._current, model
+        self._etag = fetched.etag
+        self.last_error = None
+        logger.info(
+            "serving model %s version %s (was %s), loaded in %.3fs",
+            model.identity.name,
+            model.identity.version,
+            previous.identity.version if previous else None,
+            model.load_seconds,
+        )
+        if self._on_swap is not None:
+            self._on_swap(previous, model)

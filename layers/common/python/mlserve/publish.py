@@ -1,0 +1,162 @@
+"""Stage an MLflow model directory into a store and make it live.
+
+This is the one staging path: `mlserve publish` and the redeploy function both call
+`stage_and_activate`. Order matters: copy -> checksums.json -> read back and verify ->
+load with the serving loader -> smoke-predict the input example -> manifest -> live.json
+last. Any failure leaves live.json untouched and writes a failed manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mlserve.checksums import CHECKSUMS_FILE, compute_checksums
+from mlserve.errors import MlserveError, StagingError
+from mlserve.mlmodel import read_input_example, read_model_spec
+from mlserve.scoring import LoadedModel, predict_rows
+from mlserve.live import load_version, read_pointer
+from mlserve.store import ModelStore, deployments_prefix, live_key, version_prefix
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StageRequest:
+    name: str
+    version: str
+    model_dir: Path
+    source: str
+    run_id: str | None = None
+    promoted_by: str = "mlserve publish"
+    source_event: dict[str, Any] | None = None
+    allow_pickle: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StageResult:
+    pointer: dict[str, Any]
+    manifest_key: str
+    model: LoadedModel
+    smoke_predictions: list[Any]
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def deployment_id(version: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{stamp}-v{version}"
+
+
+def write_manifest(store: ModelStore, name: str, manifest: dict[str, Any]) -> str:
+    key = f"{deployments_prefix(name)}{manifest['deployment_id']}.json"
+    store.write_bytes(key, json.dumps(manifest, indent=2, sort_keys=True).encode(), "application/json")
+    return key
+
+
+def copy_version(store: ModelStore, request: StageRequest, checksums: dict[str, str]) -> None:
+    """Copy files, then checksums.json. A version is immutable: re-staging the same
+    content is a no-op, different content under the same version is refused."""
+    prefix = version_prefix(request.name, request.version)
+    checksums_key = prefix + CHECKSUMS_FILE
+    if store.exists(checksums_key):
+        recorded = json.loads(store.read_bytes(checksums_key))
+        if recorded == checksums:
+            return
+        raise StagingError(
+            f"version {request.version} of {request.name} is already staged with different "
+            "files; versions are immutable, publish under a new version"
+        )
+    for rel in sorted(checksums):
+        store.write_bytes(prefix + rel, (request.model_dir / rel).read_bytes())
+    store.write_bytes(checksums_key, json.dumps(checksums, indent=2, sort_keys=True).encode(), "application/json")
+
+
+def smoke_test(model: LoadedModel) -> list[Any]:
+    """Predict the logged input example with the loaded model (from the staged copy)."""
+    rows = read_input_example(model.model_dir, model.spec)
+    validated = model.schema.validate_rows(rows, forbid_extra=False)
+    prediction = predict_rows(model, validated)
+    if len(prediction.predictions) != len(validated):
+        raise StagingError(
+            f"smoke test returned {len(prediction.predictions)} predictions for {len(validated)} rows"
+        )
+    return prediction.predictions
+
+
+def stage_and_activate(store: ModelStore, request: StageRequest, *, activate: bool = True) -> StageResult:
+    started_at = utc_now()
+    dep_id = deployment_id(request.version)
+    previous = _safe_read_pointer(store, request.name)
+    manifest: dict[str, Any] = {
+        "deployment_id": dep_id,
+        "model_name": request.name,
+        "version": request.version,
+        "run_id": request.run_id,
+        "source": request.source,
+        "requested_by": request.promoted_by,
+        "source_event": request.source_event,
+        "previous_version": previous.get("version") if previous else None,
+        "started_at": started_at,
+        **request.extra,
+    }
+    try:
+        spec = read_model_spec(request.model_dir)
+        if spec.input_example is None:
+            raise StagingError("model was logged without an input example; it is needed for the smoke test")
+        checksums = compute_checksums(request.model_dir)
+        copy_version(store, request, checksums)
+        pointer = {
+            "name": request.name,
+            "version": request.version,
+            "run_id": request.run_id or spec.run_id,
+            "source": request.source,
+            "checksums": checksums,
+            "serialization_format": spec.serialization_format,
+            "sklearn_version": spec.sklearn_version,
+            "promoted_at": started_at,
+            "promoted_by": request.promoted_by,
+            "source_event": request.source_event,
+            "deployment_id": dep_id,
+        }
+        # Verify what the store now holds, with the loader the functions use.
+        with tempfile.TemporaryDirectory(prefix="mlserve-stage-") as tmp:
+            model = load_version(store, pointer, Path(tmp), allow_pickle=request.allow_pickle)
+            smoke = smoke_test(model)
+    except Exception as exc:
+        reason = str(exc) if isinstance(exc, MlserveError) else f"{type(exc).__name__}: {exc}"
+        manifest.update(status="failed", reason=reason, finished_at=utc_now())
+        key = _safe_write_manifest(store, request.name, manifest)
+        logger.error("staging %s v%s failed: %s (manifest %s)", request.name, request.version, reason, key)
+        if isinstance(exc, StagingError):
+            raise
+        code = exc.code if isinstance(exc, MlserveError) else "staging_failed"
+        raise StagingError(f"staging {request.name} v{request.version} failed: {reason}", code=code) from exc
+    manifest.update(status="succeeded", pointer=pointer, smoke_predictions=smoke[:5], finished_at=utc_now())
+    manifest_key = write_manifest(store, request.name, manifest)
+    if activate:
+        store.write_bytes(live_key(request.name), json.dumps(pointer, indent=2, sort_keys=True).encode(), "application/json")
+    return StageResult(pointer=pointer, manifest_key=manifest_key, model=model, smoke_predictions=smoke)
+
+
+def _safe_read_pointer(store: ModelStore, name: str) -> dict[str, Any] | None:
+    try:
+        return read_pointer(store, name)
+    except MlserveError:
+        return None
+
+
+def _safe_write_manifest(store: ModelStore, name: str, manifest: dict[str, Any]) -> str | None:
+    try:
+        return write_manifest(store, name, manifest)
+    except Exception as exc:  # the original failure matters more than the audit write
+        logger.error("could not write the failed manifest: %s", exc)
+        return None

@@ -1,0 +1,167 @@
+"""MLflow signature -> request schema, compiled once per model version.
+
+Rows are validated as TypedDicts (not model instances): pydantic-core checks them in
+Rust straight from the request bytes, and the result is plain dicts, ready to become
+columns. Column names are used verbatim, so names with spaces ("mean radius") work and
+errors name the real column.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+import numpy as np
+from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
+from typing_extensions import NotRequired, TypedDict
+
+from mlserve.errors import ErrorDetail, InputError
+from mlserve.mlmodel import ColumnSpec
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+# Dates arrive as strings in many shapes ("2024-01-02", "2024-01-02T10:00:00Z"): lax.
+LaxDatetime = Annotated[datetime, Strict(False)]
+
+PYTHON_TYPES: dict[str, Any] = {
+    "double": FiniteFloat,
+    "float": FiniteFloat,
+    "long": int,
+    "integer": int,
+    "boolean": bool,
+    "string": str,
+    "datetime": LaxDatetime,
+}
+
+# numpy dtype of each column type when the column has no missing values.
+NUMPY_DTYPES: dict[str, Any] = {
+    "double": np.float64,
+    "float": np.float32,
+    "long": np.int64,
+    "integer": np.int32,
+    "boolean": np.bool_,
+    "string": object,
+    "datetime": "datetime64[ns]",
+}
+
+DEFAULT_MAX_ROWS = 10_000
+
+
+def _typed_dict(title: str, fields: dict[str, Any], extra: str) -> Any:
+    typed = TypedDict(title, fields)  # type: ignore[misc]
+    typed.__pydantic_config__ = ConfigDict(extra=extra, strict=True, title=title)  # type: ignore[attr-defined,typeddict-item]
+    return typed
+
+
+def _title(model_name: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[^0-9A-Za-z]+", model_name) if part) or "Model"
+
+
+def row_fields(columns: tuple[ColumnSpec, ...]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for column in columns:
+        python_type = PYTHON_TYPES[column.type]
+        annotated = Annotated[python_type, Field(description=f"{column.type} column")]
+        if column.required:
+            fields[column.name] = annotated
+        else:
+            fields[column.name] = NotRequired[Annotated[python_type | None, Field(description=f"{column.type} column (optional)")]]
+    return fields
+
+
+@dataclass
+class RequestSchema:
+    """Validators and JSON schemas for one model version."""
+
+    columns: tuple[ColumnSpec, ...]
+    max_rows: int
+    predict_request: TypeAdapter[Any]
+    rows_strict: TypeAdapter[Any]
+    rows_lenient: TypeAdapter[Any]
+    row_schema: dict[str, Any]
+    predict_request_schema: dict[str, Any]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+    def validate_predict_body(self, body: bytes) -> dict[str, Any]:
+        """Validate a /predict body straight from bytes."""
+        try:
+            request: dict[str, Any] = self.predict_request.validate_json(body)
+        except ValidationError as exc:
+            raise validation_error_to_input_error(exc) from None
+        self.check_row_count(len(request["instances"]))
+        return request
+
+    def validate_rows(self, rows: Any, *, forbid_extra: bool) -> list[dict[str, Any]]:
+        """Validate already-parsed rows (from /invocations formats)."""
+        if not isinstance(rows, list):
+            raise InputError("rows must be a list", details=[ErrorDetail([], "expected a list of rows")])
+        if not rows:
+            raise InputError("the request holds no rows", details=[ErrorDetail([], "at least one row is required")])
+        self.check_row_count(len(rows))
+        adapter = self.rows_strict if forbid_extra else self.rows_lenient
+        try:
+            validated: list[dict[str, Any]] = adapter.validate_python(rows)
+        except ValidationError as exc:
+            raise validation_error_to_input_error(exc) from None
+        return validated
+
+    def check_row_count(self, count: int) -> None:
+        if count > self.max_rows:
+            raise InputError(
+                f"too many rows: {count} > MLSERVE_MAX_ROWS={self.max_rows}",
+                code="too_many_rows",
+                status=413,
+                details=[ErrorDetail(["instances"], f"at most {self.max_rows} rows per request")],
+            )
+
+
+def compile_schema(model_name: str, columns: tuple[ColumnSpec, ...], max_rows: int = DEFAULT_MAX_ROWS) -> RequestSchema:
+    title = _title(model_name)
+    fields = row_fields(columns)
+    strict_row = _typed_dict(f"{title}Row", fields, extra="forbid")
+    # MLflow's own scoring server ignores unknown columns; /invocations does the same.
+    lenient_row = _typed_dict(f"{title}InvocationRow", fields, extra="ignore")
+    request = _typed_dict(
+        f"{title}PredictRequest",
+        {
+            "instances": Annotated[
+                list[strict_row],  # type: ignore[valid-type]
+                Field(min_length=1, description="rows to score, one object per row"),
+            ],
+            "probabilities": NotRequired[
+                Annotated[bool, Field(description="also return class probabilities (classifiers)")]
+            ],
+        },
+        extra="forbid",
+    )
+    predict_request = TypeAdapter(request)
+    return RequestSchema(
+        columns=columns,
+        max_rows=max_rows,
+        predict_request=predict_request,
+        rows_strict=TypeAdapter(list[strict_row]),  # type: ignore[valid-type]
+        rows_lenient=TypeAdapter(list[lenient_row]),  # type: ignore[valid-type]
+        row_schema=TypeAdapter(strict_row).json_schema(ref_template="#/components/schemas/{model}"),
+        predict_request_schema=predict_request.json_schema(ref_template="#/components/schemas/{model}"),
+    )
+
+
+def validation_error_to_input_error(exc: ValidationError) -> InputError:
+    errors = exc.errors(include_url=False, include_input=False)
+    if any(error["type"] == "json_invalid" for error in errors):
+        message = errors[0]["msg"]
+        return InputError(
+            f"malformed JSON: {message}",
+            code="malformed_json",
+            status=400,
+            details=[ErrorDetail(["body"], message)],
+        )
+    details = [ErrorDetail(list(error["loc"]), error["msg"]) for error in errors[:50]]
+    first = details[0]
+    where = ".".join(str(part) for part in first.loc) or "body"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return InputError(f"invalid input at {where}: {first.msg}{more}", code="validation_error", details=details)

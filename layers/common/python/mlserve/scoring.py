@@ -1,0 +1,161 @@
+"""Rows -> frame in the signature's column order and dtypes -> predict (and predict_proba)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlserve.errors import InputError
+from mlserve.loader import load_estimator
+from mlserve.mlmodel import ColumnSpec, ModelSpec
+from mlserve.schema import NUMPY_DTYPES, DEFAULT_MAX_ROWS, RequestSchema, compile_schema
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    name: str
+    version: str
+    run_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "run_id": self.run_id}
+
+
+@dataclass
+class LoadedModel:
+    """A deserialized, verified model version with its compiled request schema."""
+
+    identity: ModelIdentity
+    estimator: Any
+    spec: ModelSpec
+    schema: RequestSchema
+    pointer: dict[str, Any]
+    model_dir: Path
+    loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    load_seconds: float = 0.0
+
+    @property
+    def classes(self) -> list[Any] | None:
+        if not hasattr(self.estimator, "predict_proba"):
+            return None
+        classes = getattr(self.estimator, "classes_", None)
+        return None if classes is None else [to_json_scalar(c) for c in classes]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **self.identity.to_dict(),
+            "signature": self.spec.signature_dict(),
+            "source": self.pointer.get("source"),
+            "checksums": self.pointer.get("checksums"),
+            "serialization_format": self.spec.serialization_format,
+            "sklearn_version": self.spec.sklearn_version,
+            "promoted_at": self.pointer.get("promoted_at"),
+            "promoted_by": self.pointer.get("promoted_by"),
+            "loaded_at": self.loaded_at,
+            "classes": self.classes,
+        }
+
+
+def load_model_dir(
+    model_dir: Path,
+    identity: ModelIdentity,
+    checksums: dict[str, str],
+    *,
+    allow_pickle: bool,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    pointer: dict[str, Any] | None = None,
+) -> LoadedModel:
+    import time
+
+    started = time.perf_counter()
+    estimator, spec = load_estimator(model_dir, checksums, allow_pickle)
+    schema = compile_schema(identity.name, spec.inputs, max_rows)
+    return LoadedModel(
+        identity=identity,
+        estimator=estimator,
+        spec=spec,
+        schema=schema,
+        pointer=pointer or {},
+        model_dir=model_dir,
+        load_seconds=time.perf_counter() - started,
+    )
+
+
+def column_array(values: Sequence[Any], column: ColumnSpec) -> Any:
+    """One column as a numpy array of the signature's dtype; missing values become NaN/None."""
+    has_missing = any(v is None for v in values)
+    if column.type == "datetime":
+        return np.array(
+            [np.datetime64(v.replace(tzinfo=None) if v.tzinfo else v, "ns") if v is not None else np.datetime64("NaT") for v in values],
+            dtype="datetime64[ns]",
+        )
+    if column.type == "string" or (column.type == "boolean" and has_missing):
+        return np.array(values, dtype=object)
+    if has_missing:
+        # Integers with gaps cannot stay integers; NaN is what imputers expect.
+        return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+    return np.array(values, dtype=NUMPY_DTYPES[column.type])
+
+
+def rows_to_frame(rows: Sequence[dict[str, Any]], columns: tuple[ColumnSpec, ...]) -> Any:
+    import pandas as pd
+
+    data = {column.name: column_array([row.get(column.name) for row in rows], column) for column in columns}
+    return pd.DataFrame(data, copy=False)
+
+
+def to_json_scalar(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def to_json_list(array: Any) -> list[Any]:
+    if isinstance(array, np.ndarray):
+        result: list[Any] = array.tolist()
+        return result
+    return [to_json_scalar(v) for v in array]
+
+
+@dataclass
+class Prediction:
+    predictions: list[Any]
+    probabilities: list[dict[str, float]] | None
+    model: ModelIdentity
+
+
+def predict_frame(model: LoadedModel, frame: Any, *, probabilities: bool = False) -> Prediction:
+    estimator = model.estimator
+    try:
+        predicted = estimator.predict(frame)
+        probs = None
+        if probabilities:
+            if not hasattr(estimator, "predict_proba"):
+                raise InputError(
+                    f"model {model.identity.name} is not a classifier with predict_proba; "
+                    "request without 'probabilities'",
+                    code="probabilities_unsupported",
+                    status=400,
+                )
+            matrix = estimator.predict_proba(frame)
+            labels = [str(c) for c in (model.classes or range(matrix.shape[1]))]
+            probs = [dict(zip(labels, row, strict=True)) for row in matrix.tolist()]
+    except InputError:
+        raise
+    except (ValueError, TypeError) as exc:
+        # Values that pass the schema but that the model's own checks reject
+        # (e.g. an unseen category with handle_unknown='error').
+        raise InputError(
+            f"the model rejected the input: {exc}", code="model_rejected_input", status=422
+        ) from None
+    return Prediction(to_json_list(predicted), probs, model.identity)
+
+
+def predict_rows(model: LoadedModel, rows: Sequence[dict[str, Any]], *, probabilities: bool = False) -> Prediction:
+    return predict_frame(model, rows_to_frame(rows, model.spec.inputs), probabilities=probabilities)

@@ -1,0 +1,256 @@
+"""One small interface over the model store: S3 (boto3) or a local directory.
+
+Layout (see design.md):
+    models/<name>/versions/<version>/...   immutable copy of the MLflow model + checksums.json
+    models/<name>/live.json                the live pointer
+    models/<name>/deployments/<id>.json    one manifest per deploy attempt
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from mlserve.errors import StoreError
+
+
+def model_prefix(name: str) -> str:
+    return f"models/{name}/"
+
+
+def version_prefix(name: str, version: str) -> str:
+    return f"models/{name}/versions/{version}/"
+
+
+def live_key(name: str) -> str:
+    return f"models/{name}/live.json"
+
+
+def deployments_prefix(name: str) -> str:
+    return f"models/{name}/deployments/"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """The result of a conditional read: `data` is None when the object is unchanged."""
+
+    data: bytes | None
+    etag: str | None
+
+
+class ModelStore(ABC):
+    """Keys are '/'-separated and relative to the store root."""
+
+    uri: str
+
+    @abstractmethod
+    def read_bytes(self, key: str) -> bytes:
+        """Raise KeyError when the object does not exist."""
+
+    @abstractmethod
+    def read_if_changed(self, key: str, etag: str | None) -> Fetched:
+        """Conditional GET: return data only if the object's ETag differs from `etag`.
+        Raise KeyError when the object does not exist."""
+
+    @abstractmethod
+    def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> str:
+        """Write an object and return its ETag."""
+
+    @abstractmethod
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """All keys under `prefix`, sorted."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def download_prefix(self, prefix: str, dest: Path) -> Path:
+        """Make the objects under `prefix` available as files in a local directory and
+        return it (may be `dest`, or the store's own directory for a local store)."""
+
+    def upload_dir(self, src: Path, prefix: str) -> list[str]:
+        """Copy every file under `src` to `prefix`; return the keys written."""
+        written = []
+        for path in sorted(p for p in src.rglob("*") if p.is_file()):
+            key = prefix + path.relative_to(src).as_posix()
+            self.write_bytes(key, path.read_bytes())
+            written.append(key)
+        return written
+
+
+class LocalStore(ModelStore):
+    """A directory on disk; the ETag is the content's md5, like S3's for simple PUTs."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.uri = root.resolve().as_uri()
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise StoreError(f"key escapes the store root: {key!r}")
+        return path
+
+    def read_bytes(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def read_if_changed(self, key: str, etag: str | None) -> Fetched:
+        data = self.read_bytes(key)
+        current = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        if etag is not None and current == etag:
+            return Fetched(None, etag)
+        return Fetched(data, current)
+
+    def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> str:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write-then-rename so a reader never sees a half-written live.json.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+        return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        base = self._path(prefix) if prefix else self.root.resolve()
+        search_root = base if base.is_dir() else base.parent
+        if not search_root.exists():
+            return iter(())
+        root = self.root.resolve()
+        keys = sorted(
+            p.relative_to(root).as_posix()
+            for p in search_root.rglob("*")
+            if p.is_file() and not p.name.startswith(".tmp-")
+        )
+        return iter([k for k in keys if k.startswith(prefix)])
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def download_prefix(self, prefix: str, dest: Path) -> Path:
+        # Files are already local: serve them in place, no copy.
+        path = self._path(prefix)
+        if not path.is_dir():
+            raise KeyError(prefix)
+        return path
+
+
+class S3Store(ModelStore):
+    def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        # Created lazily so that importing mlserve never costs a boto3 client.
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("s3")
+        return self._client
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    def _call(self, what: str, key: str, fn: Any, **kwargs: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        try:
+            return fn(Bucket=self.bucket, Key=self._key(key), **kwargs)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise KeyError(key) from None
+            if code in ("304", "NotModified"):
+                raise
+            raise StoreError(
+                f"S3 {what} s3://{self.bucket}/{self._key(key)} failed: {code} {error.get('Message', '')}".strip()
+            ) from exc
+
+    def read_bytes(self, key: str) -> bytes:
+        response = self._call("GetObject", key, self.client.get_object)
+        return bytes(response["Body"].read())
+
+    def read_if_changed(self, key: str, etag: str | None) -> Fetched:
+        from botocore.exceptions import ClientError
+
+        kwargs = {"IfNoneMatch": f'"{etag}"'} if etag else {}
+        try:
+            response = self._call("GetObject", key, self.client.get_object, **kwargs)
+        except ClientError:  # only 304 Not Modified is re-raised by _call
+            return Fetched(None, etag)
+        return Fetched(bytes(response["Body"].read()), str(response["ETag"]).strip('"'))
+
+    def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> str:
+        extra = {"ContentType": content_type} if content_type else {}
+        response = self._call("PutObject", key, self.client.put_object, Body=data, **extra)
+        return str(response["ETag"]).strip('"')
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        from botocore.exceptions import ClientError
+
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            keys = [
+                obj["Key"][len(self.prefix) :]
+                for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix))
+                for obj in page.get("Contents", [])
+            ]
+        except ClientError as exc:
+            raise StoreError(f"S3 ListObjectsV2 s3://{self.bucket}/{self._key(prefix)} failed: {exc}") from exc
+        return iter(sorted(keys))
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._call("HeadObject", key, self.client.head_object)
+        except KeyError:
+            return False
+        return True
+
+    def download_prefix(self, prefix: str, dest: Path) -> Path:
+        keys = list(self.list_keys(prefix))
+        if not keys:
+            raise KeyError(prefix)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".download-"))
+        try:
+            for key in keys:
+                target = tmp / key[len(prefix) :]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(self.read_bytes(key))
+            if dest.exists():
+                shutil.rmtree(dest)
+            os.replace(tmp, dest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return dest
+
+
+def open_store(uri: str, s3_client: Any = None) -> ModelStore:
+    """`s3://bucket/prefix`, `file:///abs/path`, or a plain filesystem path."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise StoreError(f"store URI has no bucket: {uri!r}")
+        return S3Store(parsed.netloc, parsed.path, client=s3_client)
+    if parsed.scheme == "file":
+        return LocalStore(Path(unquote(parsed.path)))
+    if parsed.scheme == "":
+        return LocalStore(Path(uri))
+    raise StoreError(f"unsupported store URI {uri!r}: use s3://bucket/prefix or file:///path")
