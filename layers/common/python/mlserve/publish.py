@@ -18,9 +18,9 @@ from typing import Any
 
 from mlserve.checksums import CHECKSUMS_FILE, compute_checksums
 from mlserve.errors import MlserveError, StagingError
+from mlserve.live import load_version, read_pointer
 from mlserve.mlmodel import read_input_example, read_model_spec
 from mlserve.scoring import LoadedModel, predict_rows
-from mlserve.live import load_version, read_pointer
 from mlserve.store import ModelStore, deployments_prefix, live_key, version_prefix
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import numpy as np
 from mlserve.errors import InputError
 from mlserve.loader import load_estimator
 from mlserve.mlmodel import ColumnSpec, ModelSpec
-from mlserve.schema import NUMPY_DTYPES, DEFAULT_MAX_ROWS, RequestSchema, compile_schema
+from mlserve.schema import DEFAULT_MAX_ROWS, NUMPY_DTYPES, RequestSchema, compile_schema
 
 
 @dataclass(frozen=True)

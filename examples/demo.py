@@ -1,0 +1,75 @@
+"""`make demo`: train the demo model, publish `champion` into a local store, serve it.
+
+Everything stays under .data/ (ignored by git): the MLflow registry (sqlite), its
+artifacts and the model store that the API reads, exactly as the Lambda reads S3.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from examples.train import CLASSIFIER, DATA_DIR, configure_mlflow, train_classifier
+
+HOST = os.environ.get("MLSERVE_DEMO_HOST", "127.0.0.1")
+PORT = int(os.environ.get("MLSERVE_DEMO_PORT", "8000"))
+STORE_URI = (DATA_DIR / "store").as_uri()
+
+
+def curl_examples(base: str, row: dict[str, float]) -> str:
+    predict = json.dumps({"instances": [row], "probabilities": True})
+    columns = list(row)
+    split = json.dumps({"dataframe_split": {"columns": columns, "data": [list(row.values())]}})
+    return "\n".join(
+        [
+            "Ready. Try:",
+            f"  curl -s {base}/predict -H 'content-type: application/json' -d '{predict}'",
+            "",
+            f"  curl -s {base}/invocations -H 'content-type: application/json' -d '{split}'",
+            "",
+            f"  curl -s {base}/health",
+            f"  open {base}/docs   # the request schema is the model's signature",
+            "",
+        ]
+    )
+
+
+def main() -> int:
+    from mlserve.mlmodel import read_input_example
+    from mlserve.publish import StageRequest, stage_and_activate
+    from mlserve.registry import resolve_model_uri
+    from mlserve.store import open_store
+
+    configure_mlflow()
+    registered = train_classifier(alias="champion")
+    print(f"trained and registered {registered.name} v{registered.version} as @champion")
+    resolved = resolve_model_uri(f"models:/{CLASSIFIER}@champion")
+    assert resolved.name is not None
+    result = stage_and_activate(
+        open_store(STORE_URI),
+        StageRequest(
+            name=resolved.name,
+            version=resolved.version,
+            model_dir=resolved.local_dir,
+            source=resolved.source,
+            run_id=resolved.run_id,
+            promoted_by="make demo",
+        ),
+    )
+    print(f"published {resolved.name} v{resolved.version} to {STORE_URI} (manifest {result.manifest_key})")
+    example_row = read_input_example(resolved.local_dir, result.model.spec)[0]
+    print(curl_examples(f"http://{HOST}:{PORT}", example_row), flush=True)
+
+    os.environ["MLSERVE_STORE"] = STORE_URI
+    os.environ["MLSERVE_MODEL_NAME"] = CLASSIFIER
+    import uvicorn
+
+    from lambda_api.app import create_app
+
+    uvicorn.run(create_app(), host=HOST, port=PORT, log_level="info")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""The online prediction API: routes and HTTP mapping only; logic lives in `mlserve`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from mlserve.config import Settings
+from mlserve.errors import ErrorDetail, InputError, MlserveError, ModelUnavailableError
+from mlserve.http import (
+    CSV_TYPES,
+    JSON_TYPES,
+    check_body_size,
+    dumps,
+    error_body,
+    error_body_for,
+    require_media_type,
+)
+from mlserve.live import LiveModel
+from mlserve.protocol import parse_json, rows_from_csv, rows_from_payload
+from mlserve.scoring import LoadedModel, predict_rows
+from mlserve.store import open_store
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "body_too_large"}
+
+
+class JSONBytes(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
+def live_from_env() -> tuple[LiveModel, Settings]:
+    settings = Settings.from_env()
+    live = LiveModel(
+        open_store(settings.store_uri),
+        settings.model_name,
+        refresh_seconds=settings.refresh_seconds,
+        allow_pickle=settings.allow_pickle,
+        max_rows=settings.max_rows,
+        cache_dir=settings.cache_dir,
+    )
+    return live, settings
+
+
+class Runtime:
+    """Built on first use, so importing the app (cold start) does no I/O."""
+
+    def __init__(self, factory: Callable[[], tuple[LiveModel, Settings]]) -> None:
+        self._factory = factory
+        self._built: tuple[LiveModel, Settings] | None = None
+
+    def _get(self) -> tuple[LiveModel, Settings]:
+        if self._built is None:
+            try:
+                self._built = self._factory()
+            except MlserveError as exc:
+                raise ModelUnavailableError(f"the API is not configured: {exc.message}") from None
+        return self._built
+
+    @property
+    def live(self) -> LiveModel:
+        return self._get()[0]
+
+    @property
+    def settings(self) -> Settings:
+        return self._get()[1]
+
+    def model(self) -> LoadedModel:
+        return self.live.get()
+
+
+def model_headers(model: LoadedModel) -> dict[str, str]:
+    identity = model.identity
+    return {
+        "x-mlserve-model-name": identity.name,
+        "x-mlserve-model-version": identity.version,
+        "x-mlserve-model-run-id": identity.run_id or "",
+    }
+
+
+async def read_body(request: Request, runtime: Runtime, accepted: tuple[str, ...]) -> tuple[bytes, str]:
+    kind = require_media_type(request.headers.get("content-type"), accepted)
+    declared = request.headers.get("content-length")
+    limit = runtime.settings.max_body_bytes
+    if declared and declared.isdigit():
+        check_body_size(int(declared), limit)
+    body = await request.body()
+    check_body_size(len(body), limit)
+    return body, kind
+
+
+def create_app(factory: Callable[[], tuple[LiveModel, Settings]] = live_from_env) -> FastAPI:
+    runtime = Runtime(factory)
+    app = FastAPI(
+        title="mlserve prediction API",
+        description="Predictions from the live MLflow model version. Request fields come from its signature.",
+        version="1",
+        default_response_class=JSONBytes,
+    )
+    app.state.runtime = runtime
+
+    @app.exception_handler(MlserveError)
+    async def mlserve_error(request: Request, exc: MlserveError) -> Response:
+        status = exc.status if isinstance(exc, InputError) else 503 if isinstance(exc, ModelUnavailableError) else 500
+        if status >= 500 and status != 503:
+            logger.error("request failed: %s", exc)
+        return JSONBytes(error_body_for(exc), status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = HTTP_ERROR_CODES.get(exc.status_code, "http_error")
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no route {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"method {request.method} is not allowed on {request.url.path}"
+        return JSONBytes(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        details = [ErrorDetail(list(e.get("loc", [])), str(e.get("msg"))) for e in exc.errors()]
+        return JSONBytes(error_body("validation_error", "invalid request", details), status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        # Never a stack trace to the caller; the log has it.
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONBytes(error_body("internal_error", "internal error; the server log has the details"), status_code=500)
+
+    @app.post(
+        "/predict",
+        summary="Predict rows with the live model",
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}}},
+        responses={200: {"description": "predictions, and the model that made them"}},
+    )
+    async def predict(request: Request) -> Response:
+        body, _ = await read_body(request, runtime, JSON_TYPES)
+        model = runtime.model()
+        payload = model.schema.validate_predict_body(body)
+        result = predict_rows(model, payload["instances"], probabilities=payload.get("probabilities", False))
+        content: dict[str, Any] = {"predictions": result.predictions, "model": result.model.to_dict()}
+        if result.probabilities is not None:
+            content["probabilities"] = result.probabilities
+        return JSONBytes(content, headers=model_headers(model))
+
+    @app.post(
+        "/invocations",
+        summary="MLflow scoring protocol (dataframe_split, dataframe_records, instances, inputs; JSON or CSV)",
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/InvocationsRequest"}},
+            "text/csv": {"schema": {"type": "string"}},
+        }}},
+    )
+    async def invocations(request: Request) -> Response:
+        body, kind = await read_body(request, runtime, JSON_TYPES + CSV_TYPES)
+        model = runtime.model()
+        if kind in CSV_TYPES:
+            types = {column.name: column.type for column in model.spec.inputs}
+            raw_rows = rows_from_csv(body, types)
+        else:
+            raw_rows = rows_from_payload(parse_json(body), model.schema.column_names)
+        rows = model.schema.validate_rows(raw_rows, forbid_extra=False)
+        result = predict_rows(model, rows)
+        return JSONBytes({"predictions": result.predictions}, headers=model_headers(model))
+
+    @app.get("/health", summary="200 with the live version; 503 while no model can be loaded")
+    async def health() -> Response:
+        try:
+            model = runtime.model()
+        except ModelUnavailableError as exc:
+            return JSONBytes({"status": "unavailable", **error_body_for(exc)}, status_code=503)
+        return JSONBytes({"status": "ok", "model": model.identity.to_dict()})
+
+    @app.get("/model", summary="The live model: identity, signature, source, checksums")
+    async def describe_model() -> Response:
+        model = runtime.model()
+        return JSONBytes(model.describe(), headers=model_headers(model))
+
+    def openapi() -> dict[str, Any]:
+        # Rebuilt per live version so /docs always shows the serving model's fields.
+        try:
+            model: LoadedModel | None = runtime.model()
+        except MlserveError:
+            model = None
+        version = model.identity.version if model else None
+        cached = getattr(app.state, "openapi_cache", None)
+        if cached and cached[0] == version:
+            return dict(cached[1])
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        if model is not None:
+            schema["info"]["description"] = (
+                f"{app.description}\n\nServing **{model.identity.name}** version **{model.identity.version}**."
+            )
+            request_schema = dict(model.schema.predict_request_schema)
+            components.update(request_schema.pop("$defs", {}))
+            components["PredictRequest"] = request_schema
+            components["InvocationsRequest"] = invocations_schema(model)
+        else:
+            components["PredictRequest"] = {"type": "object", "description": "no model is live yet"}
+            components["InvocationsRequest"] = {"type": "object", "description": "no model is live yet"}
+        app.state.openapi_cache = (version, schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def invocations_schema(model: LoadedModel) -> dict[str, Any]:
+    row_ref = {"$ref": f"#/components/schemas/{model.schema.row_schema.get('title', 'Row')}"}
+    columns = model.schema.column_names
+    return {
+        "title": "InvocationsRequest",
+        "description": "MLflow scoring protocol: exactly one of these keys.",
+        "type": "object",
+        "properties": {
+            "dataframe_split": {
+                "type": "object",
+                "properties": {
+                    "columns": {"type": "array", "items": {"type": "string"}, "example": columns},
+                    "data": {"type": "array", "items": {"type": "array", "items": {}}},
+                },
+                "required": ["data"],
+            },
+            "dataframe_records": {"type": "array", "items": row_ref},
+            "instances": {"type": "array", "items": row_ref},
+            "inputs": {"oneOf": [{"type": "array", "items": row_ref}, {"type": "object"}]},
+        },
+        "minProperties": 1,
+        "maxProperties": 1,
+    }
+
+
+app = create_app()

@@ -1,0 +1,91 @@
+"""`mlserve` command line: publish a model into a store, serve it locally."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from mlserve.errors import MlserveError
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from mlserve.publish import StageRequest, stage_and_activate
+    from mlserve.registry import resolve_model_uri
+    from mlserve.store import open_store
+
+    resolved = resolve_model_uri(args.model_uri, name=args.name, version=args.version)
+    assert resolved.name is not None
+    result = stage_and_activate(
+        open_store(args.store),
+        StageRequest(
+            name=resolved.name,
+            version=resolved.version,
+            model_dir=resolved.local_dir,
+            source=resolved.source,
+            run_id=resolved.run_id,
+            promoted_by=args.promoted_by,
+            allow_pickle=args.allow_pickle,
+        ),
+    )
+    print(json.dumps({"live": result.pointer["version"], "name": resolved.name, "manifest": result.manifest_key,
+                      "smoke_predictions": result.smoke_predictions[:3]}, default=str))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    os.environ["MLSERVE_STORE"] = args.store
+    os.environ["MLSERVE_MODEL_NAME"] = args.name
+    if args.refresh_seconds is not None:
+        os.environ["MLSERVE_REFRESH_SECONDS"] = str(args.refresh_seconds)
+    if args.allow_pickle:
+        os.environ["MLSERVE_ALLOW_PICKLE"] = "true"
+    from lambda_api.app import create_app
+
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info", access_log=False)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlserve", description="Serve MLflow scikit-learn models from Lambda or locally.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    publish = sub.add_parser("publish", help="stage an MLflow model into a store and make it live")
+    publish.add_argument("model_uri", help="models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID/PATH or a directory")
+    publish.add_argument("--store", required=True, help="s3://bucket[/prefix] or file:///path")
+    publish.add_argument("--name", help="model name in the store (default: the registered name)")
+    publish.add_argument("--version", help="version label (default: the registry version)")
+    publish.add_argument("--allow-pickle", action="store_true", help="allow cloudpickle/pickle models")
+    publish.add_argument("--promoted-by", default=f"mlserve publish ({os.environ.get('USER', 'unknown')})")
+    publish.set_defaults(run=_publish)
+
+    serve = sub.add_parser("serve", help="run the prediction API locally under uvicorn")
+    serve.add_argument("--store", required=True)
+    serve.add_argument("--name", required=True)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--refresh-seconds", type=float)
+    serve.add_argument("--allow-pickle", action="store_true")
+    serve.set_defaults(run=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except MlserveError as exc:
+        print(f"mlserve {args.command}: error: {exc.message}", file=sys.stderr)
+        for detail in exc.details:
+            print(f"  {'.'.join(map(str, detail.loc))}: {detail.msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

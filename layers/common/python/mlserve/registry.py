@@ -1,0 +1,67 @@
+"""Resolve MLflow model URIs to a local directory (registry side only: imports mlflow).
+
+Never imported by a Lambda code path; the CLI and examples use it.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass
+from hashlib import sha256
+from pathlib import Path
+
+from mlserve.checksums import compute_checksums
+from mlserve.errors import MlserveError
+
+MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>[^/]+))/?$")
+URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
+RUNS_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)/(?P<path>.+)$")
+
+
+@dataclass
+class ResolvedModel:
+    name: str | None
+    version: str
+    run_id: str | None
+    local_dir: Path
+    source: str
+
+
+def resolve_model_uri(uri: str, *, name: str | None = None, version: str | None = None, dst: Path | None = None) -> ResolvedModel:
+    """models:/name/3, models:/name@alias, runs:/<run_id>/<path>, or a local directory."""
+    local = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
+    if uri.startswith("file://") or not URI_SCHEME.match(uri):
+        if not local.is_dir():
+            raise MlserveError(f"{uri!r} is not a directory or an MLflow model URI", code="bad_model_uri")
+        if not name:
+            raise MlserveError("--name is required when publishing a local directory", code="bad_model_uri")
+        content = sha256("".join(compute_checksums(local).values()).encode()).hexdigest()
+        return ResolvedModel(name, version or f"local-{content[:12]}", None, local, str(local.resolve()))
+
+    import mlflow
+    from mlflow import MlflowClient
+
+    dst = dst or Path(tempfile.mkdtemp(prefix="mlserve-download-"))
+    models = MODELS_URI.match(uri)
+    if models:
+        client = MlflowClient()
+        registered = models.group("name")
+        if models.group("alias"):
+            model_version = client.get_model_version_by_alias(registered, models.group("alias"))
+        else:
+            model_version = client.get_model_version(registered, models.group("version"))
+        source_uri = f"models:/{registered}/{model_version.version}"
+        path = Path(mlflow.artifacts.download_artifacts(artifact_uri=source_uri, dst_path=str(dst)))
+        return ResolvedModel(name or registered, version or str(model_version.version), model_version.run_id, path, source_uri)
+    runs = RUNS_URI.match(uri)
+    if runs:
+        if not name:
+            raise MlserveError("--name is required when publishing a runs:/ URI", code="bad_model_uri")
+        path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
+        run_id = runs.group("run_id")
+        return ResolvedModel(name, version or f"run-{run_id[:12]}", run_id, path, uri)
+    raise MlserveError(
+        f"unsupported model URI {uri!r}: use models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID/PATH or a directory",
+        code="bad_model_uri",
+    )
