@@ -61,13 +61,23 @@ def http_v2_event(
         "routeKey": "$default",
         "rawPath": raw_path,
         "rawQueryString": query,
-        "headers": {"host": "abc123.execute-api.us-east-1.amazonaws.com", "user-agent": "curl/8.0", **{k.lower(): v for k, v in (headers or {}).items()}},
+        "headers": {
+            "host": "abc123.execute-api.us-east-1.amazonaws.com",
+            "user-agent": "curl/8.0",
+            **{k.lower(): v for k, v in (headers or {}).items()},
+        },
         "requestContext": {
             "accountId": "123456789012",
             "apiId": "abc123",
             "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
             "domainPrefix": "abc123",
-            "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.10", "userAgent": "curl/8.0"},
+            "http": {
+                "method": method,
+                "path": raw_path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.10",
+                "userAgent": "curl/8.0",
+            },
             "requestId": "JKJaXmPLvHcESHA=",
             "routeKey": "$default",
             "stage": stage,
@@ -87,6 +97,8 @@ class FakeLambdaContext:
     aws_request_id = "5a3b8f0e-0000-4000-8000-000000000000"
     log_group_name = "/aws/lambda/mlserve-api"
     log_stream_name = "2026/11/25/[1]abcdef"
+    client_context = None
+    identity = None
 
     def get_remaining_time_in_millis(self) -> int:
         return 30_000

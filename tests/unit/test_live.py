@@ -68,7 +68,9 @@ def test_pointer_checked_at_most_once_per_window(store: CountingStore, tmp_path:
     assert store.downloads == downloads
 
 
-def test_new_pointer_swaps_and_in_flight_reference_keeps_old(store: CountingStore, tmp_path: Path, demo_registry: Any) -> None:
+def test_new_pointer_swaps_and_in_flight_reference_keeps_old(
+    store: CountingStore, tmp_path: Path, demo_registry: Any
+) -> None:
     publish(store, demo_registry.classifier_dir, version="1")
     clock = Clock()
     live = live_model(store, tmp_path, clock)

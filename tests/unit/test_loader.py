@@ -1,10 +1,9 @@
 from __future__ import annotations
 
+import operator
 import shutil
 from pathlib import Path
 from typing import Any
-
-import operator
 
 import numpy as np
 import pytest
@@ -50,7 +49,9 @@ def test_tree_models_load_with_the_repo_allow_list(demo_registry: Any) -> None:
     assert type(estimator).__name__ == "RandomForestRegressor"
 
 
-def test_tampered_file_is_refused_before_deserializing(demo_registry: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tampered_file_is_refused_before_deserializing(
+    demo_registry: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model_dir = tmp_path / "m"
     shutil.copytree(demo_registry.classifier_dir, model_dir)
     recorded = compute_checksums(model_dir)
@@ -92,11 +93,11 @@ def test_pickle_formats_need_explicit_permission(tmp_path: Path, fitted: Any, br
 
 
 def test_skops_types_outside_the_repo_allow_list_are_refused(tmp_path: Path, breast_cancer: Any) -> None:
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import FunctionTransformer
-    from sklearn.linear_model import LogisticRegression
     import mlflow.sklearn
     from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
 
     pipeline = make_pipeline(FunctionTransformer(operator.neg), LogisticRegression(max_iter=2000))
     pipeline.fit(breast_cancer, np.arange(len(breast_cancer)) % 2)
@@ -104,8 +105,12 @@ def test_skops_types_outside_the_repo_allow_list_are_refused(tmp_path: Path, bre
     example = breast_cancer.head(2)
     # The artifact itself claims _operator.neg is trusted; mlserve ignores that claim.
     mlflow.sklearn.save_model(
-        pipeline, str(path), serialization_format="skops", skops_trusted_types=["_operator.neg"],
-        signature=infer_signature(example, pipeline.predict(example)), input_example=example,
+        pipeline,
+        str(path),
+        serialization_format="skops",
+        skops_trusted_types=["_operator.neg"],
+        signature=infer_signature(example, pipeline.predict(example)),
+        input_example=example,
     )
     with pytest.raises(ModelLoadError, match="outside mlserve's skops allow-list.*_operator.neg"):
         load_estimator(path, compute_checksums(path), allow_pickle=False)

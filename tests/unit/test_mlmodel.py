@@ -50,7 +50,10 @@ def test_all_column_types_and_optional_columns() -> None:
     [
         ("flavors: {python_function: {}}\n", "no 'sklearn' flavor"),
         ("flavors: {sklearn: {serialization_format: skops}}\n", "pickled_model"),
-        ("flavors: {sklearn: {pickled_model: m, serialization_format: joblib}}\n", "unsupported sklearn serialization_format"),
+        (
+            "flavors: {sklearn: {pickled_model: m, serialization_format: joblib}}\n",
+            "unsupported sklearn serialization_format",
+        ),
         ("flavors: {sklearn: {pickled_model: m}}\n", "no input signature"),
         ("[not, a, mapping]\n", "not a mapping"),
         ("flavors: [\n", "not valid YAML"),

@@ -45,7 +45,9 @@ def test_publish_writes_the_layout_with_live_json_last(tmp_path: Path, demo_regi
     assert manifest["status"] == "succeeded" and manifest["version"] == "3"
 
 
-def test_republishing_identical_content_is_a_noop_but_different_content_is_refused(tmp_path: Path, demo_registry: Any) -> None:
+def test_republishing_identical_content_is_a_noop_but_different_content_is_refused(
+    tmp_path: Path, demo_registry: Any
+) -> None:
     store = LocalStore(tmp_path)
     publish(store, demo_registry.classifier_dir, version="1")
     publish(store, demo_registry.classifier_dir, version="1")

@@ -37,13 +37,17 @@ def errors_of(schema: Any, payload: bytes) -> InputError:
 
 def test_valid_rows_and_optional_columns() -> None:
     schema = compile_schema("my model", ALL_TYPES)
-    request = schema.validate_predict_body(body([GOOD_ROW, {**GOOD_ROW, "opt": None}, {**GOOD_ROW, "opt": 7}], probabilities=True))
+    request = schema.validate_predict_body(
+        body([GOOD_ROW, {**GOOD_ROW, "opt": None}, {**GOOD_ROW, "opt": 7}], probabilities=True)
+    )
     assert request["probabilities"] is True
     assert request["instances"][0]["t"] == datetime(2024, 1, 2, 3, 4, 5)
     assert "opt" not in request["instances"][0] and request["instances"][2]["opt"] == 7.0
 
 
-@pytest.mark.parametrize("date", ["2024-01-02", "2024-01-02T03:04:05Z", "2024-01-02 03:04:05", "2024-01-02T03:04:05.123+02:00"])
+@pytest.mark.parametrize(
+    "date", ["2024-01-02", "2024-01-02T03:04:05Z", "2024-01-02 03:04:05", "2024-01-02T03:04:05.123+02:00"]
+)
 def test_datetime_accepts_common_iso_shapes(date: str) -> None:
     schema = compile_schema("m", ALL_TYPES)
     assert schema.validate_predict_body(body([{**GOOD_ROW, "t": date}]))["instances"][0]["t"].year == 2024
@@ -106,7 +110,9 @@ def test_openapi_schema_shows_the_real_fields() -> None:
 
 def test_rows_to_frame_uses_signature_order_and_dtypes() -> None:
     schema = compile_schema("m", ALL_TYPES)
-    rows = schema.validate_predict_body(body([{**GOOD_ROW, "opt": 1}, dict(reversed(list(GOOD_ROW.items())))]))["instances"]
+    rows = schema.validate_predict_body(body([{**GOOD_ROW, "opt": 1}, dict(reversed(list(GOOD_ROW.items())))]))[
+        "instances"
+    ]
     frame = rows_to_frame(rows, ALL_TYPES)
     assert list(frame.columns) == [c.name for c in ALL_TYPES]
     dtypes = [str(t) for t in frame.dtypes]
@@ -121,8 +127,10 @@ def test_predictions_equal_model_predict(demo_registry: Any, breast_cancer: Any)
     from mlserve.scoring import ModelIdentity, load_model_dir, predict_rows
 
     model = load_model_dir(
-        demo_registry.classifier_dir, ModelIdentity("demo-classifier", "1", None),
-        compute_checksums(demo_registry.classifier_dir), allow_pickle=False,
+        demo_registry.classifier_dir,
+        ModelIdentity("demo-classifier", "1", None),
+        compute_checksums(demo_registry.classifier_dir),
+        allow_pickle=False,
     )
     rows = breast_cancer.head(50).to_dict(orient="records")
     result = predict_rows(model, model.schema.validate_rows(rows, forbid_extra=True), probabilities=True)

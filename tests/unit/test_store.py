@@ -29,7 +29,10 @@ def exercise(store: Any) -> None:
     store.write_bytes("models/m/versions/1/a.txt", b"a")
     store.write_bytes("models/m/versions/1/sub/b.txt", b"b")
     store.write_bytes("models/m2/versions/1/c.txt", b"c")
-    assert list(store.list_keys("models/m/versions/1/")) == ["models/m/versions/1/a.txt", "models/m/versions/1/sub/b.txt"]
+    assert list(store.list_keys("models/m/versions/1/")) == [
+        "models/m/versions/1/a.txt",
+        "models/m/versions/1/sub/b.txt",
+    ]
     assert list(store.list_keys("models/nothing/")) == []
 
 
@@ -62,7 +65,10 @@ def test_download_prefix_s3_copies_files(s3: Any, tmp_path: Path) -> None:
 def test_local_store_serves_in_place_and_refuses_escapes(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     store.write_bytes("models/m/versions/1/MLmodel", b"x")
-    assert store.download_prefix("models/m/versions/1/", tmp_path / "unused") == (tmp_path / "models/m/versions/1").resolve()
+    assert (
+        store.download_prefix("models/m/versions/1/", tmp_path / "unused")
+        == (tmp_path / "models/m/versions/1").resolve()
+    )
     with pytest.raises(StoreError):
         store.read_bytes("../outside")
 

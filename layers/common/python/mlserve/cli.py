@@ -31,8 +31,17 @@ def _publish(args: argparse.Namespace) -> int:
             allow_pickle=args.allow_pickle,
         ),
     )
-    print(json.dumps({"live": result.pointer["version"], "name": resolved.name, "manifest": result.manifest_key,
-                      "smoke_predictions": result.smoke_predictions[:3]}, default=str))
+    print(
+        json.dumps(
+            {
+                "live": result.pointer["version"],
+                "name": resolved.name,
+                "manifest": result.manifest_key,
+                "smoke_predictions": result.smoke_predictions[:3],
+            },
+            default=str,
+        )
+    )
     return 0
 
 
@@ -52,7 +61,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mlserve", description="Serve MLflow scikit-learn models from Lambda or locally.")
+    parser = argparse.ArgumentParser(
+        prog="mlserve", description="Serve MLflow scikit-learn models from Lambda or locally."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     publish = sub.add_parser("publish", help="stage an MLflow model into a store and make it live")

@@ -86,9 +86,7 @@ def smoke_test(model: LoadedModel) -> list[Any]:
     validated = model.schema.validate_rows(rows, forbid_extra=False)
     prediction = predict_rows(model, validated)
     if len(prediction.predictions) != len(validated):
-        raise StagingError(
-            f"smoke test returned {len(prediction.predictions)} predictions for {len(validated)} rows"
-        )
+        raise StagingError(f"smoke test returned {len(prediction.predictions)} predictions for {len(validated)} rows")
     return prediction.predictions
 
 
@@ -143,7 +141,9 @@ def stage_and_activate(store: ModelStore, request: StageRequest, *, activate: bo
     manifest.update(status="succeeded", pointer=pointer, smoke_predictions=smoke[:5], finished_at=utc_now())
     manifest_key = write_manifest(store, request.name, manifest)
     if activate:
-        store.write_bytes(live_key(request.name), json.dumps(pointer, indent=2, sort_keys=True).encode(), "application/json")
+        store.write_bytes(
+            live_key(request.name), json.dumps(pointer, indent=2, sort_keys=True).encode(), "application/json"
+        )
     return StageResult(pointer=pointer, manifest_key=manifest_key, model=model, smoke_predictions=smoke)
 
 

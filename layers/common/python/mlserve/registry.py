@@ -28,7 +28,9 @@ class ResolvedModel:
     source: str
 
 
-def resolve_model_uri(uri: str, *, name: str | None = None, version: str | None = None, dst: Path | None = None) -> ResolvedModel:
+def resolve_model_uri(
+    uri: str, *, name: str | None = None, version: str | None = None, dst: Path | None = None
+) -> ResolvedModel:
     """models:/name/3, models:/name@alias, runs:/<run_id>/<path>, or a local directory."""
     local = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
     if uri.startswith("file://") or not URI_SCHEME.match(uri):
@@ -53,7 +55,9 @@ def resolve_model_uri(uri: str, *, name: str | None = None, version: str | None 
             model_version = client.get_model_version(registered, models.group("version"))
         source_uri = f"models:/{registered}/{model_version.version}"
         path = Path(mlflow.artifacts.download_artifacts(artifact_uri=source_uri, dst_path=str(dst)))
-        return ResolvedModel(name or registered, version or str(model_version.version), model_version.run_id, path, source_uri)
+        return ResolvedModel(
+            name or registered, version or str(model_version.version), model_version.run_id, path, source_uri
+        )
     runs = RUNS_URI.match(uri)
     if runs:
         if not name:
@@ -62,6 +66,7 @@ def resolve_model_uri(uri: str, *, name: str | None = None, version: str | None 
         run_id = runs.group("run_id")
         return ResolvedModel(name, version or f"run-{run_id[:12]}", run_id, path, uri)
     raise MlserveError(
-        f"unsupported model URI {uri!r}: use models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID/PATH or a directory",
+        f"unsupported model URI {uri!r}: use models:/NAME/VERSION, models:/NAME@ALIAS, "
+        "runs:/RUN_ID/PATH or a directory",
         code="bad_model_uri",
     )
