@@ -138,14 +138,30 @@ def deployed() -> Iterator[Deployed]:
 
 
 def _empty_buckets(session: Any, endpoint: str, outputs: dict[str, str]) -> None:
+    """Empty every bucket of the stack before destroy, and make sure each carries the
+    ``aws-cdk:auto-delete-objects`` tag: MiniStack does not keep the tags CloudFormation
+    set, so CDK's auto-delete custom resource fails with NoSuchTagSet on delete and the
+    stack ends DELETE_FAILED (see docs/e2e.md). Best effort."""
+    cloudformation = session.client("cloudformation", endpoint_url=endpoint)
+    buckets = {value for key, value in outputs.items() if "bucket" in key.lower()}
+    try:
+        paginator = cloudformation.get_paginator("list_stack_resources")
+        for page in paginator.paginate(StackName=STACK):
+            for resource in page["StackResourceSummaries"]:
+                if resource["ResourceType"] == "AWS::S3::Bucket" and resource.get("PhysicalResourceId"):
+                    buckets.add(resource["PhysicalResourceId"])
+    except Exception as exc:
+        print(f"could not list the stack's buckets: {exc}")
     s3 = session.resource("s3", endpoint_url=endpoint)
-    for key, value in outputs.items():
-        if "bucket" in key.lower():
-            try:
-                s3.Bucket(value).object_versions.delete()
-                s3.Bucket(value).objects.delete()
-            except Exception as exc:  # best effort before destroy
-                print(f"could not empty {value}: {exc}")
+    for name in sorted(buckets):
+        try:
+            s3.Bucket(name).object_versions.delete()
+            s3.Bucket(name).objects.delete()
+            s3.meta.client.put_bucket_tagging(
+                Bucket=name, Tagging={"TagSet": [{"Key": "aws-cdk:auto-delete-objects", "Value": "true"}]}
+            )
+        except Exception as exc:
+            print(f"could not empty {name}: {exc}")
 
 
 def http(method: str, url: str, body: bytes | None = None, content_type: str = "application/json") -> tuple[int, Any]:
