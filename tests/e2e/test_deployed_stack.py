@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import publish
-from tests.e2e.conftest import Deployed, http
+from tests.e2e.conftest import STACK, Deployed, http
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 MODEL = "demo-classifier"
@@ -151,3 +151,43 @@ def test_model_promoted_event_makes_the_api_answer_with_the_new_version(
 
     # The redeploy writes live.json; the API re-checks it at most every refresh_seconds.
     wait_for("the API to answer with version 2", serving_v2, timeout=300, interval=2)
+
+
+def test_api_logs_are_json_with_correlation_id_and_no_body(published: Deployed, breast_cancer: Any) -> None:
+    """Powertools in the deployed function: JSON lines with the API Gateway request id and
+    the model version, and the request body nowhere in the function's logs."""
+    sentinel = f"SENTINEL-{uuid.uuid4().hex}"
+    row = {**breast_cancer.head(1).to_dict(orient="records")[0], "mean radius": sentinel}
+    status, _ = http("POST", f"{published.api}/predict", json.dumps({"instances": [row]}).encode())
+    assert status == 422
+    status, _ = http("POST", f"{published.api}/predict", json.dumps({"instances": [row], "x": sentinel}).encode())
+    assert status == 422
+    cloudformation = published.client("cloudformation")
+    functions = [
+        r["PhysicalResourceId"]
+        for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=STACK)
+        for r in page["StackResourceSummaries"]
+        if r["ResourceType"] == "AWS::Lambda::Function" and "api" in r["LogicalResourceId"].lower()
+    ]
+    assert functions, "no API function in the stack"
+    logs = published.client("logs")
+
+    def messages() -> list[str]:
+        found: list[str] = []
+        for function in functions:
+            try:
+                events = logs.filter_log_events(logGroupName=f"/aws/lambda/{function}", limit=10_000)["events"]
+            except logs.exceptions.ResourceNotFoundException:
+                continue
+            found.extend(event["message"] for event in events)
+        return found
+
+    try:
+        lines = wait_for("JSON log lines", lambda: [m for m in messages() if "correlation_id" in m], 30)
+    except AssertionError:
+        if not messages():
+            pytest.skip("the emulator records no function logs in CloudWatch Logs")
+        raise
+    assert not any(sentinel in line for line in messages())
+    parsed = [json.loads(line) for line in lines if line.strip().startswith("{")]
+    assert parsed and all(p.get("service") and p.get("correlation_id") for p in parsed), lines[:3]
