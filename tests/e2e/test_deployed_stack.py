@@ -172,11 +172,18 @@ def test_api_logs_are_json_with_correlation_id_and_no_body(published: Deployed, 
     assert functions, "no API function in the stack"
     logs = published.client("logs")
 
+    lambda_client = published.client("lambda")
+    groups = {f"/aws/lambda/{function}" for function in functions}
+    for function in functions:  # a CDK-managed log group has its own name (LoggingConfig)
+        config = lambda_client.get_function_configuration(FunctionName=function)
+        if config.get("LoggingConfig", {}).get("LogGroup"):
+            groups.add(config["LoggingConfig"]["LogGroup"])
+
     def messages() -> list[str]:
         found: list[str] = []
-        for function in functions:
+        for group in sorted(groups):
             try:
-                events = logs.filter_log_events(logGroupName=f"/aws/lambda/{function}", limit=10_000)["events"]
+                events = logs.filter_log_events(logGroupName=group, limit=10_000)["events"]
             except logs.exceptions.ResourceNotFoundException:
                 continue
             found.extend(event["message"] for event in events)
