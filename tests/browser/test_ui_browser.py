@@ -28,6 +28,8 @@ SCRIPT = Path(__file__).with_name("ui_flow.mjs")
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM = os.environ.get("MLSERVE_CHROMIUM", "/usr/bin/chromium")
 
+SERVE = [sys.executable, "-m", "mlserve.cli", "serve"]
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
@@ -61,8 +63,7 @@ def server(local_store: Any, demo_registry: Any, tmp_path: Path) -> Iterator[str
     env.pop("MLSERVE_BATCH_BUCKET", None)
     log = (tmp_path / "server.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlserve.cli", "serve", "--store", local_store.uri, "--name", "demo-classifier"]
-        + ["--port", str(port)],
+        [*SERVE, "--store", local_store.uri, "--name", "demo-classifier", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=log,
