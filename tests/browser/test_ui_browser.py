@@ -133,6 +133,7 @@ def test_page_in_a_real_browser(server: str, breast_cancer: Any, tmp_path: Path)
     assert completed.returncode == 0, completed.stderr
     seen = json.loads(completed.stdout)
     assert "failure" not in seen, seen["failure"]
+    assert seen["steps"] == ["prediction", "field-errors", "dates", "batch", "api-key"]
     # The browser logs every non-2xx response; the 422 of the bad-value step is expected.
     assert [e for e in seen["consoleErrors"] if "status of 422" not in e] == []
 
@@ -180,5 +181,12 @@ def test_page_in_a_real_browser(server: str, breast_cancer: Any, tmp_path: Path)
     assert len(records) == good
     assert [r["customer_id"] for r in records] == [f"C{n:03d}" for n in range(1, 13) if n not in (3, 7)]
     assert {r["prediction"] for r in records} <= {"0", "1"}
+    auth = seen["auth"]
+    assert auth["askedFirst"]  # asked before any call that needs the key
+    assert "refused" in auth["refusedMessage"]
+    assert auth["prediction"] in ("0", "1") and auth["keyPanelHidden"]
+    assert auth["sentKeys"][0] == "wrong-key" and set(auth["sentKeys"][1:]) == {"test-key-123"}
+    assert auth["storage"] == {"session": "test-key-123", "local": 0, "cookies": ""}
+
     for name in ("01-prediction.png", "02-field-errors.png", "03-batch-report.png"):
         assert (ARTIFACTS / name).stat().st_size > 10_000

@@ -86,6 +86,47 @@ try {
   await download.saveAs(saved);
   seen.download = { filename: download.suggestedFilename(), path: saved };
   seen.steps.push('batch');
+
+  // 5. API-key mode, as API Gateway enforces it: the page asks for the key, keeps it in
+  //    sessionStorage only and sends it as x-api-key. A fresh tab has an empty sessionStorage.
+  const keyPage = await context.newPage();
+  const KEY = 'test-key-123';
+  const sentKeys = [];
+  await keyPage.route('**/ui/config', (route) => route.fulfill({
+    contentType: 'application/json', body: JSON.stringify({ auth: 'api_key', upload_max_bytes: 1000 }) }));
+  await keyPage.route(/\/(model|predict|ui\/example)$/, (route) => {
+    const key = route.request().headers()['x-api-key'];
+    sentKeys.push(key || null);
+    if (key !== KEY) return route.fulfill({ status: 403, contentType: 'application/json', body: '{"message":"Forbidden"}' });
+    return route.continue();
+  });
+  await keyPage.goto(`${baseUrl}/`);
+  await keyPage.waitForSelector('#key-panel:not([hidden])');
+  seen.auth = { askedFirst: (await keyPage.textContent('#model-badge')).includes('loading') };
+  await keyPage.fill('#key-input', 'wrong-key');
+  await keyPage.click('#key-form button[type=submit]');
+  await keyPage.waitForSelector('#key-panel:not([hidden])');
+  await keyPage.waitForFunction(() => document.getElementById('key-reason').textContent.includes('refused'));
+  seen.auth.refusedMessage = await keyPage.textContent('#key-reason');
+  await keyPage.screenshot({ path: join(artifacts, '04-api-key.png') });
+  await keyPage.fill('#key-input', KEY);
+  await keyPage.click('#key-form button[type=submit]');
+  await keyPage.waitForFunction(() => document.querySelectorAll('#fields .field').length > 0);
+  for (const [name, value] of Object.entries(row)) {
+    await keyPage.locator(`#fields .field[data-field="${name}"] input`).fill(String(value));
+  }
+  await keyPage.click('#predict-button');
+  await keyPage.waitForSelector('#result:not([hidden])');
+  seen.auth.prediction = (await keyPage.textContent('#prediction')).trim();
+  seen.auth.sentKeys = sentKeys;
+  seen.auth.storage = await keyPage.evaluate(() => ({
+    session: sessionStorage.getItem('mlserve.apiKey'),
+    local: Object.keys(localStorage).length,
+    cookies: document.cookie,
+  }));
+  seen.auth.keyPanelHidden = await keyPage.locator('#key-panel').isHidden();
+  await keyPage.close();
+  seen.steps.push('api-key');
 } catch (err) {
   seen.failure = String(err && err.stack || err);
   try { await page.screenshot({ path: join(artifacts, 'failure.png'), fullPage: true }); } catch { /* ignore */ }

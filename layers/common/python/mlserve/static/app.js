@@ -411,7 +411,8 @@
     var res = await call('model');
     if (!res.ok) {
       $('model-badge').textContent = 'no model';
-      pageError('The model could not be loaded: ' + res.body.error.message);
+      // A refused key is explained in the key panel already.
+      if (res.body.error.code !== 'unauthorized') pageError('The model could not be loaded: ' + res.body.error.message);
       return;
     }
     var m = res.body;
