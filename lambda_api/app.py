@@ -27,7 +27,7 @@ from mlserve.live import LiveModel
 from mlserve.protocol import parse_json, rows_from_csv, rows_from_payload
 from mlserve.scoring import LoadedModel, predict_rows
 from mlserve.store import open_store
-from mlserve.ui import static_asset, ui_config, ui_example
+from mlserve.ui import page_csp, static_asset, ui_config, ui_example
 from mlserve.uploads import (
     UploadSettings,
     create_upload,
@@ -328,17 +328,10 @@ def static_response(name: str, root_path: str = "") -> Response:
         headers={
             "cache-control": "no-cache",
             "x-content-type-options": "nosniff",
-            "content-security-policy": PAGE_CSP,
+            "content-security-policy": page_csp(),
             "referrer-policy": "no-referrer",
         },
     )
-
-
-# Everything comes from the API itself; uploads and downloads may go to S3 (https:).
-PAGE_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self' https:; form-action 'self'; frame-ancestors 'none'; base-uri 'self'"
-)
 
 
 def invocations_schema(model: LoadedModel) -> dict[str, Any]:

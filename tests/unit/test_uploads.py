@@ -109,3 +109,15 @@ def test_page_has_no_third_party_resources() -> None:
     for name in ("index.html", "app.js", "app.css"):
         content = static_asset(name)[0].decode()
         assert "http://" not in content and "https://" not in content, name
+
+
+def test_csp_allows_an_emulator_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlserve.ui import page_csp
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    assert "connect-src 'self' https:;" in page_csp()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://localhost.localstack.cloud:4566")
+    assert "http://localhost.localstack.cloud:4566 http://*.localhost.localstack.cloud:4566;" in page_csp()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://x; script-src *")
+    assert "script-src *" not in page_csp()

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from functools import cache
 from importlib import resources
 from typing import Any
+from urllib.parse import urlparse
 
 from mlserve.config import env_number
 from mlserve.errors import InputError, MlserveError
 from mlserve.mlmodel import read_input_example
 from mlserve.scoring import LoadedModel
-from mlserve.uploads import DEFAULT_UPLOAD_MAX_BYTES, auth_mode
+from mlserve.uploads import DEFAULT_UPLOAD_MAX_BYTES, auth_mode, s3_endpoint
 
 BASE_PLACEHOLDER = b"__MLSERVE_ROOT__"
 MEDIA_TYPES = {
@@ -44,6 +46,21 @@ def static_asset(name: str, root_path: str = "") -> tuple[bytes, str]:
     if name == "index.html":
         content = content.replace(BASE_PLACEHOLDER, html.escape(root_path.rstrip("/"), quote=True).encode())
     return content, MEDIA_TYPES[os.path.splitext(name)[1]]
+
+
+def page_csp() -> str:
+    """Everything comes from the API itself; only uploads may leave it (S3 over https:, or
+    the emulator's endpoint when one is configured)."""
+    connect = "'self' https:"
+    endpoint = s3_endpoint()
+    if endpoint:
+        parsed = urlparse(endpoint)
+        if parsed.scheme in ("http", "https") and parsed.netloc and re.fullmatch(r"[A-Za-z0-9.:\[\]-]+", parsed.netloc):
+            connect += f" {parsed.scheme}://{parsed.netloc} {parsed.scheme}://*.{parsed.netloc}"
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src {connect}; form-action 'self'; frame-ancestors 'none'; base-uri 'self'"
+    )
 
 
 def ui_config() -> dict[str, Any]:

@@ -248,11 +248,17 @@ def _s3_client() -> Any:
     import boto3
     from botocore.config import Config
 
-    # SigV4 and the regional virtual-hosted endpoint: what browsers can POST to with CORS.
+    # SigV4 and, on AWS, the regional virtual-hosted endpoint: what browsers can POST to with
+    # CORS (the global endpoint answers other regions with a redirect, which CORS refuses).
+    # An emulator endpoint (AWS_ENDPOINT_URL[_S3], e.g. LocalStack) keeps path-style URLs.
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    return boto3.client(
-        "s3", region_name=region, config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
-    )
+    config = Config(signature_version="s3v4", s3={"addressing_style": "path" if s3_endpoint() else "virtual"})
+    return boto3.client("s3", region_name=region, config=config)
+
+
+def s3_endpoint() -> str | None:
+    """The S3 endpoint override boto3 honours (emulators), or None on AWS."""
+    return (os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "").strip() or None
 
 
 # --- local uploads --------------------------------------------------------------------
