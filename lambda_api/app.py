@@ -35,7 +35,8 @@ from mlserve.uploads import (
     local_download_path,
     parse_upload_request,
     receive_local_upload,
-    score_local_upload,
+    s3_client,
+    score_local_upload_safely,
 )
 
 logger = logging.getLogger(__name__)
@@ -217,6 +218,12 @@ def create_app(factory: Callable[[], tuple[LiveModel, Settings]] = live_from_env
             app.state.upload_settings = cached
         return cached[1]
 
+    def batch_s3() -> Any:
+        # One client per app (container), made on first deployed-mode use.
+        if getattr(app.state, "batch_s3", None) is None:
+            app.state.batch_s3 = s3_client()
+        return app.state.batch_s3
+
     @app.get("/", include_in_schema=False)
     @app.get("/ui", include_in_schema=False)
     async def page(request: Request) -> Response:
@@ -259,7 +266,9 @@ def create_app(factory: Callable[[], tuple[LiveModel, Settings]] = live_from_env
     )
     async def batch_upload(request: Request) -> Response:
         body, _ = await read_body(request, runtime, JSON_TYPES)
-        return JSONBytes(create_upload(uploads(), parse_upload_request(body)), status_code=201)
+        settings = uploads()
+        client = None if settings.local else batch_s3()
+        return JSONBytes(create_upload(settings, parse_upload_request(body), client), status_code=201)
 
     @app.post(
         "/batch/local-uploads/{job_id}", summary="Local mode only: receive the CSV and score it in the background"
@@ -275,12 +284,14 @@ def create_app(factory: Callable[[], tuple[LiveModel, Settings]] = live_from_env
             request.headers.get("content-length"),
             request.stream(),
         )
-        background.add_task(score_local_upload, settings, job_id, runtime.live)
+        background.add_task(score_local_upload_safely, settings, job_id, runtime.live)
         return JSONBytes({"job_id": job_id, "status": "pending", "status_url": f"batch/jobs/{job_id}"}, status_code=202)
 
     @app.get("/batch/jobs/{job_id}", summary="A batch job: pending, or done with report, preview, summary, download")
     async def batch_job(job_id: str) -> Response:
-        return JSONBytes(job_status(uploads(), job_id), headers={"cache-control": "no-store"})
+        settings = uploads()
+        client = None if settings.local else batch_s3()
+        return JSONBytes(job_status(settings, job_id, client), headers={"cache-control": "no-store"})
 
     @app.get("/batch/jobs/{job_id}/download", summary="Local mode: the predictions CSV (deployed: a presigned GET)")
     async def batch_download(job_id: str) -> Response:

@@ -183,7 +183,7 @@ def parse_upload_request(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def create_upload(settings: UploadSettings, payload: dict[str, Any], s3_client: Any = None) -> dict[str, Any]:
+def create_upload(settings: UploadSettings, payload: dict[str, Any], client: Any = None) -> dict[str, Any]:
     """Validate {filename, size?, content_type?} and hand out an upload target for a new job."""
     filename, suffix = safe_filename(payload.get("filename"))
     size = check_size(payload.get("size"), settings.max_bytes)
@@ -222,7 +222,7 @@ def create_upload(settings: UploadSettings, payload: dict[str, Any], s3_client: 
             "mode": "s3",
             "method": "POST",
             **presigned_post(
-                s3_client, settings.batch_bucket, key, content_type, settings.max_bytes, settings.url_seconds
+                client, settings.batch_bucket, key, content_type, settings.max_bytes, settings.url_seconds
             ),
         }
     return response
@@ -233,7 +233,7 @@ def presigned_post(
 ) -> dict[str, Any]:
     """A browser form POST straight to S3; the policy pins the key, the content type and
     the size range, so S3 itself refuses anything else."""
-    client = client or _s3_client()
+    client = client or s3_client()
     post = client.generate_presigned_post(
         Bucket=bucket,
         Key=key,
@@ -244,7 +244,7 @@ def presigned_post(
     return {"url": post["url"], "fields": post["fields"]}
 
 
-def _s3_client() -> Any:
+def s3_client() -> Any:
     import boto3
     from botocore.config import Config
 
@@ -335,6 +335,37 @@ def score_local_upload(settings: UploadSettings, job_id: str, live: Any) -> dict
     return score_local(area._path(key), output, live, BatchOptions.from_env())
 
 
+def score_local_upload_safely(settings: UploadSettings, job_id: str, live: Any) -> None:
+    """The background task: whatever happens, the job ends with a report (`failed` and why
+    when the scorer itself could not run, e.g. no live model), so the page stops waiting."""
+    try:
+        score_local_upload(settings, job_id, live)
+    except Exception as exc:
+        logger.exception("scoring local upload %s failed", job_id)
+        area = LocalStore(settings.local_root)
+        keys = list(area.list_keys(f"{INCOMING_PREFIX}{job_id}/"))
+        relative = keys[0][len(INCOMING_PREFIX) :] if keys else f"{job_id}/upload.csv"
+        now = datetime.now(UTC).isoformat()
+        report: dict[str, Any] = {
+            "status": "failed",
+            "error": {
+                "code": getattr(exc, "code", type(exc).__name__),
+                "message": getattr(exc, "message", None) or str(exc) or type(exc).__name__,
+            },
+            "input": {"key": keys[0] if keys else None},
+            "predictions": None,
+            "model": None,
+            "rows_read": 0,
+            "rows_scored": 0,
+            "rows_rejected": 0,
+            "rejected_by_reason": {},
+            "rejected_rows": [],
+            "started_at": now,
+            "ended_at": now,
+        }
+        area.write_bytes(f"{results_prefix(settings)}{relative}{REPORT_SUFFIX}", json.dumps(report, indent=1).encode())
+
+
 def local_download_path(settings: UploadSettings, job_id: str) -> tuple[Path, str]:
     area = LocalStore(settings.local_root)
     key = _find_result(area, settings, check_job_id(job_id), PREDICTIONS_SUFFIX)
@@ -346,11 +377,11 @@ def local_download_path(settings: UploadSettings, job_id: str) -> tuple[Path, st
 # --- job status -----------------------------------------------------------------------
 
 
-def batch_area(settings: UploadSettings, s3_client: Any = None) -> ModelStore:
+def batch_area(settings: UploadSettings, client: Any = None) -> ModelStore:
     if settings.local:
         return LocalStore(settings.local_root)
     assert settings.batch_bucket is not None
-    return S3Store(settings.batch_bucket, client=s3_client or _s3_client())
+    return S3Store(settings.batch_bucket, client=client or s3_client())
 
 
 def _find_result(area: ModelStore, settings: UploadSettings, job_id: str, suffix: str) -> str | None:
@@ -361,10 +392,10 @@ def _find_result(area: ModelStore, settings: UploadSettings, job_id: str, suffix
     return None
 
 
-def job_status(settings: UploadSettings, job_id: str, s3_client: Any = None) -> dict[str, Any]:
+def job_status(settings: UploadSettings, job_id: str, client: Any = None) -> dict[str, Any]:
     """pending (no report yet) or done: the report, a preview, a summary, a download URL."""
     check_job_id(job_id)
-    area = batch_area(settings, s3_client)
+    area = batch_area(settings, client)
     report_key = _find_result(area, settings, job_id, REPORT_SUFFIX)
     report: dict[str, Any] | None = None
     if report_key is not None:
