@@ -21,7 +21,8 @@ from mlserve.uploads import (
     ("raw", "expected"),
     [
         ("customers.csv", ("customers.csv", ".csv")),
-        ("C:\\Users\\ana\\Q3 leads.CSV", ("Q3 leads.CSV", ".csv")),
+        ("C:\\Users\\ana\\Q3 leads.CSV", ("Q3 leads.csv", ".csv")),
+        ("Export.CSV.GZ", ("Export.csv.gz", ".csv.gz")),
         ("../../etc/x.csv.gz", ("x.csv.gz", ".csv.gz")),
         ("weird<>|name?.csv", ("weird_name_.csv", ".csv")),
     ],

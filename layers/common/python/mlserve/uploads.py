@@ -128,6 +128,8 @@ def safe_filename(raw: Any) -> tuple[str, str]:
     suffix = ".csv.gz" if lowered.endswith(".csv.gz") else ".csv" if lowered.endswith(".csv") else ""
     if not suffix:
         raise _field_error("filename", "only .csv and .csv.gz files can be scored", code="invalid_filename")
+    # Lower-case suffix: the batch notification filter and scorer match `.csv`/`.csv.gz` exactly.
+    name = name[: -len(suffix)] + suffix
     if len(name) > 200:
         name = name[: 200 - len(suffix)] + suffix
     return name, suffix
