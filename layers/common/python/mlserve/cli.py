@@ -13,23 +13,15 @@ from mlserve.errors import MlserveError
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from mlserve.publish import StageRequest, stage_and_activate
-    from mlserve.registry import resolve_model_uri
-    from mlserve.store import open_store
+    from mlserve.registry import publish_model_uri
 
-    resolved = resolve_model_uri(args.model_uri, name=args.name, version=args.version)
-    assert resolved.name is not None
-    result = stage_and_activate(
-        open_store(args.store),
-        StageRequest(
-            name=resolved.name,
-            version=resolved.version,
-            model_dir=resolved.local_dir,
-            source=resolved.source,
-            run_id=resolved.run_id,
-            promoted_by=args.promoted_by,
-            allow_pickle=args.allow_pickle,
-        ),
+    resolved, result = publish_model_uri(
+        args.model_uri,
+        args.store,
+        name=args.name,
+        version=args.version,
+        promoted_by=args.promoted_by,
+        allow_pickle=args.allow_pickle,
     )
     print(
         json.dumps(
