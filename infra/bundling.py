@@ -16,7 +16,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -221,12 +220,6 @@ def _source_hash(paths: Iterable[Path]) -> str:
     return digest.hexdigest()
 
 
-@dataclass(frozen=True)
-class LayerCode:
-    deps: lambda_.Code
-    common: lambda_.Code
-
-
 def deps_layer_code(*, architecture: str, python_version: str, cache_root: Path = DEFAULT_CACHE_ROOT) -> lambda_.Code:
     return lambda_.Code.from_asset(
         str(DEPS_REQUIREMENTS.parent),
@@ -235,7 +228,12 @@ def deps_layer_code(*, architecture: str, python_version: str, cache_root: Path 
         asset_hash_type=AssetHashType.CUSTOM,
         bundling=BundlingOptions(
             image=UNUSED_DOCKER_IMAGE,
-            local=PipLayerBundler(architecture=architecture, python_version=python_version, cache_root=cache_root),
+            # jsii protocols spell the options as keywords, but jsii's callback dispatch passes
+            # them positionally to our signature; the cast tells mypy it conforms.
+            local=cast(
+                ILocalBundling,
+                PipLayerBundler(architecture=architecture, python_version=python_version, cache_root=cache_root),
+            ),
         ),
     )
 

@@ -62,7 +62,8 @@ class OnlineApi(Construct):
             endpoint_types=[apigw.EndpointType.REGIONAL],
             # Access and execution logging need the account-level CloudWatch role.
             cloud_watch_role=True,
-            cloud_watch_role_removal_policy=removal,
+            # The role is an account-wide singleton setting that other APIs may rely on too.
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
             default_method_options=self._method_options(config),
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE_NAME,
