@@ -18,11 +18,11 @@ import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
-from aws_cdk import App  # noqa: E402
-from aws_cdk.assertions import Template  # noqa: E402
+from aws_cdk import App
+from aws_cdk.assertions import Template
 
-from infra.application import build_stack  # noqa: E402
-from infra.stack import MlserveStack  # noqa: E402
+from infra.application import build_stack
+from infra.stack import MlserveStack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CDK_JSON_CONTEXT: dict[str, Any] = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
@@ -45,7 +45,7 @@ class Synth:
         return str(self.stack.resolve(self.stack.get_logical_id(construct.node.default_child)))
 
 
-def synth(bundle: bool = False, outdir: str | None = None, **context: Any) -> Synth:
+def synth(*, bundle: bool = False, outdir: str | None = None, **context: Any) -> Synth:
     """The stack exactly as `cdk synth` builds it, with context overrides like `-c`."""
     full_context: dict[str, Any] = {**CDK_JSON_CONTEXT, **context}
     if not bundle:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,6 @@ def test_default_template_is_cfn_lint_clean(default_synth: Synth, tmp_path: Path
 
 
 @pytest.mark.parametrize("context", [{"auth": "iam", "environment": "prod"}, {"architecture": "x86_64"}])
-def test_variants_are_cfn_lint_clean(context: dict[str, str], tmp_path: Path) -> None:
+def test_variants_are_cfn_lint_clean(context: dict[str, Any], tmp_path: Path) -> None:
     result = cfn_lint(synth(**context), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

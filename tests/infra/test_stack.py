@@ -156,9 +156,7 @@ def test_api_function_environment(default_synth: Synth) -> None:
 
 
 def test_context_overrides_reach_the_function() -> None:
-    result = synth(
-        model_name="churn", allow_pickle=True, refresh_seconds=60, functions={"api": {"memory_mb": 1024}}
-    )
+    result = synth(model_name="churn", allow_pickle=True, refresh_seconds=60, functions={"api": {"memory_mb": 1024}})
     _, function = api_function(result)
     env = function["Properties"]["Environment"]["Variables"]
     assert env["MLSERVE_MODEL_NAME"] == "churn"
