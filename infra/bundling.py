@@ -8,6 +8,7 @@ pruned result is cached under ``.cache/layers/<hash>`` so only the first synth p
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -153,8 +154,11 @@ def build_deps_layer(
                 )
             prune_layer(site_dir)
             (staging / _CACHE_COMPLETE_MARKER).write_text(f"{time.monotonic() - started:.1f}s\n")
-            shutil.rmtree(cached, ignore_errors=True)
-            staging.rename(cached)
+            # Another synth may have finished the same build meanwhile: keep the first one.
+            if not (cached / _CACHE_COMPLETE_MARKER).exists():
+                shutil.rmtree(cached, ignore_errors=True)  # a half-built leftover
+                with contextlib.suppress(OSError):
+                    staging.rename(cached)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     output_dir.mkdir(parents=True, exist_ok=True)

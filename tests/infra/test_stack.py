@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+from aws_cdk import Token
 from aws_cdk.assertions import Match
 
 from tests.infra.conftest import Synth, render, synth
@@ -175,13 +178,6 @@ def test_every_log_group_has_the_configured_retention(default_synth: Synth, prod
         assert log_group["Properties"]["RetentionInDays"] == 365
 
 
-def test_function_code_asset_is_the_lambda_api_package_not_the_repo(default_synth: Synth) -> None:
-    from infra.bundling import REPO_ROOT, CopyPackagesBundler
-
-    bundler = CopyPackagesBundler([REPO_ROOT / "lambda_api"])
-    assert [path.name for path in bundler.packages] == ["lambda_api"]
-
-
 # --- live alias and API Gateway ------------------------------------------------------
 
 
@@ -295,7 +291,9 @@ def test_outputs(default_synth: Synth) -> None:
     assert outputs["ModelBucketName"]["Value"] == {"Ref": bucket_id}
 
 
-def test_no_lookups_or_environment_specific_values(default_synth: Synth) -> None:
-    # Environment-agnostic: synth needs no AWS account, region or context lookups.
-    assert default_synth.stack.account == "${Token[AWS.AccountId.0]}" or "Token" in default_synth.stack.account
-    assert not default_synth.app.node.try_get_context("availability-zones")
+def test_environment_agnostic_without_lookups(default_synth: Synth) -> None:
+    # No account/region/context lookups: synth works offline without AWS credentials.
+    assert Token.is_unresolved(default_synth.stack.account)
+    assert Token.is_unresolved(default_synth.stack.region)
+    manifest = Path(default_synth.app.synth().directory) / "manifest.json"
+    assert not json.loads(manifest.read_text()).get("missing")
