@@ -48,6 +48,14 @@ class ServingFunction:
 
 
 class FunctionFactory:
+    """Creates every mlserve function the same way. A new concern adds a construct that does:
+
+    serving = functions.create(self, "Function", package="lambda_batch",
+                               handler="lambda_batch.handler.handler", service="mlserve-batch",
+                               settings=config.batch_function, description="...")
+    model_store.grant_read_model(serving.function)   # plus what else it needs
+    """
+
     def __init__(
         self,
         *,

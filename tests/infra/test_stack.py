@@ -297,3 +297,18 @@ def test_environment_agnostic_without_lookups(default_synth: Synth) -> None:
     assert Token.is_unresolved(default_synth.stack.region)
     manifest = Path(default_synth.app.synth().directory) / "manifest.json"
     assert not json.loads(manifest.read_text()).get("missing")
+
+
+def test_every_allowed_retention_maps_to_the_same_number_of_days() -> None:
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_logs as logs
+    from aws_cdk.assertions import Template
+
+    from infra.config import LOG_RETENTION_DAYS
+    from infra.functions import log_retention
+
+    stack = Stack(App(), "Retention")
+    for days in LOG_RETENTION_DAYS:
+        logs.LogGroup(stack, f"Days{days}", retention=log_retention(days))
+    groups = Template.from_stack(stack).find_resources("AWS::Logs::LogGroup")
+    assert sorted(group["Properties"]["RetentionInDays"] for group in groups.values()) == sorted(LOG_RETENTION_DAYS)
