@@ -31,7 +31,7 @@ def asset_dir(result: Synth, outdir: Path, logical_id: str) -> Path:
 
 
 def mb(size: int) -> str:
-    return f"{size / 1_000_000:.1f} MB ({size / 1024 / 1024:.1f} MiB)"
+    return f"{size:,} bytes = {size / 1_000_000:.1f} MB ({size / 1024 / 1024:.1f} MiB)"
 
 
 @pytest.mark.slow
