@@ -41,7 +41,9 @@ DEFAULTS: dict[str, Any] = {
     "refresh_seconds": 15,
     "allow_pickle": False,
     "max_rows": 10000,
-    "max_body_bytes": 6 * 1024 * 1024,
+    # Below Lambda's 6 MB synchronous payload limit, which also counts the event's headers
+    # and JSON escaping: an oversized body gets the app's clear 413, not a gateway 502.
+    "max_body_bytes": 5 * 1024 * 1024,
     "throttle_rate_limit": 50,
     "throttle_burst_limit": 100,
     "quota_requests_per_day": 100000,

@@ -152,7 +152,7 @@ def test_api_function_environment(default_synth: Synth) -> None:
     assert env["MLSERVE_REFRESH_SECONDS"] == "15"
     assert env["MLSERVE_ALLOW_PICKLE"] == "false"
     assert env["MLSERVE_MAX_ROWS"] == "10000"
-    assert env["MLSERVE_MAX_BODY_BYTES"] == str(6 * 1024 * 1024)
+    assert env["MLSERVE_MAX_BODY_BYTES"] == str(5 * 1024 * 1024)
     assert env["MLSERVE_CACHE_DIR"] == "/tmp/mlserve"
     assert env["POWERTOOLS_SERVICE_NAME"] == "mlserve-api"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "mlserve"
