@@ -112,7 +112,14 @@ def test_failure_mid_file_leaves_no_predictions(batch_env: Any, breast_cancer: p
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     import mlserve.batch.core as core
 
-    monkeypatch.setenv("MLSERVE_BATCH_CHUNK_BYTES", str(64 * 1024))
+    # Chunk 1 (6 MiB) fills a 5 MiB part, so the multipart upload has really started.
+    monkeypatch.setenv("MLSERVE_BATCH_CHUNK_BYTES", str(6 * 1024 * 1024))
+    monkeypatch.setenv("MLSERVE_BATCH_PART_BYTES", str(5 * 1024 * 1024))
+    import mlserve.batch.output as output
+
+    created = []
+    real_flush = output.S3MultipartSink._flush
+    monkeypatch.setattr(output.S3MultipartSink, "_flush", lambda self: created.append(1) or real_flush(self))
     real = core.predict_frame
     calls = []
 
@@ -123,10 +130,11 @@ def test_failure_mid_file_leaves_no_predictions(batch_env: Any, breast_cancer: p
         return real(*args, **kwargs)
 
     monkeypatch.setattr(core, "predict_frame", flaky)
-    big = pd.concat([breast_cancer] * 60, ignore_index=True)  # ~6 MB: > one 5 MB part
+    big = pd.concat([breast_cancer] * 120, ignore_index=True)  # ~13 MB: two chunks and more
     body = frame_csv(big)
     with pytest.raises(RuntimeError, match="injected"):
         batch_env.run(batch_env.upload(KEY, body))
+    assert created, "the multipart upload should have started before the failure"
     assert not batch_env.has_predictions(KEY)
     assert batch_env.s3.list_multipart_uploads(Bucket=batch_env.bucket).get("Uploads", []) == []
     report = batch_env.report(KEY)

@@ -71,11 +71,14 @@ def convert_column(values: pd.Series, column: ColumnSpec) -> tuple[np.ndarray, n
     kind = column.type
     missing = values.isna().to_numpy()
     if kind in ("double", "float", "long", "integer"):
-        if values.dtype == object:
-            numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        if values.dtype.kind not in "iufb":
+            # Text in the column (pandas 3 infers `str`, older pandas `object`).
+            numbers = pd.to_numeric(values.astype(object), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
             flag(np.isnan(numbers) & ~missing, NOT_A_NUMBER)
-        elif values.dtype == bool:
-            numbers = values.to_numpy(dtype=np.float64)
+        elif values.dtype.kind == "b":
+            # The whole column read as true/false: booleans are not numbers (as in the API).
+            numbers = np.full(len(values), np.nan)
+            flag(~missing, NOT_A_NUMBER)
         else:
             numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
         flag(np.isinf(numbers), NOT_FINITE)

@@ -7,10 +7,7 @@ input record's own bytes (extra columns untouched) followed by the prediction co
 
 from __future__ import annotations
 
-import csv
-import io
 import os
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mlserve.batch.convert import convert_column, finalize, parse_columns
-from mlserve.batch.output import Sink
+from mlserve.batch.output import DEFAULT_PART_BYTES, MIN_PART_BYTES, Sink
 from mlserve.batch.reader import DEFAULT_CHUNK_BYTES, Chunk, iter_chunks, open_binary
 from mlserve.config import env_bool, env_number
 from mlserve.errors import InputError
@@ -35,6 +32,7 @@ class BatchOptions:
     probabilities: bool = False
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     max_listed: int = 100  # rejected rows listed in full in the report
+    part_bytes: int = DEFAULT_PART_BYTES  # multipart part size (S3 minimum 5 MiB)
     # Called after each chunk with (rows read so far, input bytes consumed so far);
     # the CLI draws its progress bar with it.
     progress: Callable[[int, int], None] | None = None
@@ -45,6 +43,7 @@ class BatchOptions:
             probabilities=env_bool("MLSERVE_BATCH_PROBABILITIES", False),
             chunk_bytes=int(env_number("MLSERVE_BATCH_CHUNK_BYTES", DEFAULT_CHUNK_BYTES, minimum=64 * 1024)),
             max_listed=int(env_number("MLSERVE_BATCH_MAX_LISTED", 100)),
+            part_bytes=int(env_number("MLSERVE_BATCH_PART_BYTES", DEFAULT_PART_BYTES, minimum=MIN_PART_BYTES)),
         )
 
 
@@ -252,14 +251,3 @@ def score_file(path: str | os.PathLike[str], sink: Sink, model: LoadedModel, opt
     with open(path, "rb") as handle:
         return score_stream(handle, sink, model, options)
 
-
-def parse_header(text: str) -> list[str]:
-    return next(csv.reader(io.StringIO(text)))
-
-
-def rate(rows: int, seconds: float) -> float:
-    return round(rows / seconds, 1) if seconds > 0 else 0.0
-
-
-def now() -> float:
-    return time.time()

@@ -231,7 +231,7 @@ def process_s3_object(
         source_info["etag"] = str(obj.get("ETag", "")).strip('"') or item.etag
         source_info["version_id"] = obj.get("VersionId") or item.version_id
         source_info["size"] = obj.get("ContentLength")
-        sink = S3MultipartSink(client, item.bucket, predictions_key)
+        sink = S3MultipartSink(client, item.bucket, predictions_key, part_bytes=options.part_bytes)
         report, error = score_to_sink(obj["Body"], sink, model, options, source_info, predictions_key)
     except Exception as exc:
         logger.exception("batch job for %s failed before scoring", key)
