@@ -40,7 +40,12 @@ def s3_event(bucket: str, key: str, *, version_id: str | None, etag: str, size: 
     """An ObjectCreated:Put notification exactly as S3 sends it (key URL-encoded, '+' for space)."""
     from urllib.parse import quote_plus
 
-    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag.strip('"'), "sequencer": "0062E99A88DC407460"}
+    obj: dict[str, Any] = {
+        "key": quote_plus(key, safe="/"),
+        "size": size,
+        "eTag": etag.strip('"'),
+        "sequencer": "0062E99A88DC407460",
+    }
     if version_id:
         obj["versionId"] = version_id
     return {
@@ -53,11 +58,18 @@ def s3_event(bucket: str, key: str, *, version_id: str | None, etag: str, size: 
                 "eventName": "ObjectCreated:Put",
                 "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
                 "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-                "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD"},
+                "responseElements": {
+                    "x-amz-request-id": "C3D13FE58DE4C810",
+                    "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD",
+                },
                 "s3": {
                     "s3SchemaVersion": "1.0",
                     "configurationId": "incoming-csv",
-                    "bucket": {"name": bucket, "ownerIdentity": {"principalId": "A3NL1KOZZKExample"}, "arn": f"arn:aws:s3:::{bucket}"},
+                    "bucket": {
+                        "name": bucket,
+                        "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
+                        "arn": f"arn:aws:s3:::{bucket}",
+                    },
                     "object": obj,
                 },
             }

@@ -52,12 +52,13 @@ def test_missing_required_column_rejects_file(batch_env: Any, breast_cancer: pd.
     assert not batch_env.has_predictions(KEY)
 
 
-def test_wrong_types_in_some_rows(batch_env: Any, rows: tuple[str, list[str]], breast_cancer: pd.DataFrame,
-                                  classifier: Any) -> None:
+def test_wrong_types_in_some_rows(
+    batch_env: Any, rows: tuple[str, list[str]], breast_cancer: pd.DataFrame, classifier: Any
+) -> None:
     header, lines = rows
     bad = list(lines)
     bad[1] = "abc," + bad[1].split(",", 1)[1]  # line 3: mean radius not a number
-    bad[3] = ",".join(bad[3].split(",")[:-1] + ["inf"])  # line 5: worst fractal dimension infinite
+    bad[3] = ",".join([*bad[3].split(",")[:-1], "inf"])  # line 5: worst fractal dimension infinite
     bad[4] = "," + bad[4].split(",", 1)[1]  # line 6: required value missing
     report = run(batch_env, (header + "\n" + "\n".join(bad) + "\n").encode())
     assert report["status"] == "succeeded"
@@ -89,7 +90,9 @@ def test_quoted_commas_and_newlines_keep_line_numbers(batch_env: Any, rows: tupl
 
 def test_non_utf8_bytes_reject_only_that_row(batch_env: Any, rows: tuple[str, list[str]]) -> None:
     header, lines = rows
-    body = (f"name,{header}\n").encode() + b"caf\xe9," + lines[0].encode() + b"\n" + ("café," + lines[1] + "\n").encode()
+    body = (
+        (f"name,{header}\n").encode() + b"caf\xe9," + lines[0].encode() + b"\n" + ("café," + lines[1] + "\n").encode()
+    )
     report = run(batch_env, body)
     assert (report["rows_scored"], report["rows_rejected"]) == (1, 1)
     assert report["rejected_rows"][0]["line"] == 2
@@ -97,15 +100,18 @@ def test_non_utf8_bytes_reject_only_that_row(batch_env: Any, rows: tuple[str, li
     assert scored(batch_env)["name"].tolist() == ["café"]
 
 
-def test_bom_and_crlf(batch_env: Any, rows: tuple[str, list[str]], breast_cancer: pd.DataFrame, classifier: Any) -> None:
+def test_bom_and_crlf(
+    batch_env: Any, rows: tuple[str, list[str]], breast_cancer: pd.DataFrame, classifier: Any
+) -> None:
     header, lines = rows
     body = b"\xef\xbb\xbf" + ("\r\n".join([header, *lines]) + "\r\n").encode()
     report = run(batch_env, body)
     assert report["status"] == "succeeded" and report["rows_scored"] == 6
     out = batch_env.predictions(KEY)
     assert not out.startswith(b"\xef\xbb\xbf") and b"\r" not in out
-    np.testing.assert_array_equal(scored(batch_env)["prediction"].to_numpy(),
-                                  classifier.estimator.predict(breast_cancer.head(6)))
+    np.testing.assert_array_equal(
+        scored(batch_env)["prediction"].to_numpy(), classifier.estimator.predict(breast_cancer.head(6))
+    )
 
 
 def test_ragged_rows_and_blank_lines(batch_env: Any, rows: tuple[str, list[str]]) -> None:
@@ -126,8 +132,9 @@ def test_unterminated_quote_at_end(batch_env: Any, rows: tuple[str, list[str]]) 
     assert report["rejected_by_reason"] == {"unterminated_quote": 1}
 
 
-def test_gzip_with_bad_rows_and_listing_limit(batch_env: Any, rows: tuple[str, list[str]],
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gzip_with_bad_rows_and_listing_limit(
+    batch_env: Any, rows: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MLSERVE_BATCH_MAX_LISTED", "5")
     header, lines = rows
     bad = "oops," + lines[0].split(",", 1)[1]

@@ -54,14 +54,16 @@ def test_extra_columns_pass_through_byte_for_byte(batch_env: Any, breast_cancer:
     assert batch_env.report(KEY)["rows_scored"] == 3
 
 
-def test_probabilities_when_configured(batch_env: Any, breast_cancer: pd.DataFrame, classifier: Any,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_probabilities_when_configured(
+    batch_env: Any, breast_cancer: pd.DataFrame, classifier: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MLSERVE_BATCH_PROBABILITIES", "true")
     batch_env.run(batch_env.upload(KEY, frame_csv(breast_cancer.head(20))))
     out = pd.read_csv(io.BytesIO(batch_env.predictions(KEY)))
     assert [c for c in out.columns if c.startswith("probability_")] == ["probability_0", "probability_1"]
-    np.testing.assert_allclose(out[["probability_0", "probability_1"]].to_numpy(),
-                               classifier.estimator.predict_proba(breast_cancer.head(20)))
+    np.testing.assert_allclose(
+        out[["probability_0", "probability_1"]].to_numpy(), classifier.estimator.predict_proba(breast_cancer.head(20))
+    )
 
 
 def test_gzip_input(batch_env: Any, breast_cancer: pd.DataFrame, classifier: Any) -> None:
@@ -81,8 +83,9 @@ def test_keys_with_spaces_and_unicode(batch_env: Any, breast_cancer: pd.DataFram
     assert batch_env.has_predictions(key)
 
 
-def test_duplicate_event_scores_once_and_new_upload_scores_again(batch_env: Any, breast_cancer: pd.DataFrame,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_duplicate_event_scores_once_and_new_upload_scores_again(
+    batch_env: Any, breast_cancer: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import mlserve.batch.job as job
 
     calls = []
@@ -108,8 +111,9 @@ def test_results_and_other_keys_never_scored(batch_env: Any, breast_cancer: pd.D
     assert [o["Key"] for o in listed.get("Contents", [])] == ["results/x.csv.predictions.csv"]
 
 
-def test_failure_mid_file_leaves_no_predictions(batch_env: Any, breast_cancer: pd.DataFrame,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failure_mid_file_leaves_no_predictions(
+    batch_env: Any, breast_cancer: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import mlserve.batch.core as core
 
     # Chunk 1 (6 MiB) fills a 5 MiB part, so the multipart upload has really started.
@@ -149,7 +153,9 @@ def test_failure_mid_file_leaves_no_predictions(batch_env: Any, breast_cancer: p
     assert batch_env.report(KEY)["status"] == "succeeded"
 
 
-def test_retry_after_failure_takes_over(batch_env: Any, breast_cancer: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retry_after_failure_takes_over(
+    batch_env: Any, breast_cancer: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import mlserve.batch.core as core
 
     event = batch_env.upload(KEY, frame_csv(breast_cancer.head(10)))
@@ -169,18 +175,27 @@ def test_concurrent_duplicate_is_told_to_retry(batch_env: Any, breast_cancer: pd
 
     event = batch_env.upload(KEY, frame_csv(breast_cancer.head(10)))
     version = event["Records"][0]["s3"]["object"]["versionId"]
-    batch_env.s3.put_object(Bucket=batch_env.bucket, Key=f"results/.markers/scores.csv/{version}",
-                            Body=json.dumps({"status": "in_progress", "deadline": 4e9}).encode())
+    batch_env.s3.put_object(
+        Bucket=batch_env.bucket,
+        Key=f"results/.markers/scores.csv/{version}",
+        Body=json.dumps({"status": "in_progress", "deadline": 4e9}).encode(),
+    )
     with pytest.raises(ClaimHeld):
         batch_env.run(event)
     assert not batch_env.has_predictions(KEY)
 
 
-def test_model_from_s3_store(s3: Any, batch_env: Any, demo_registry: Any, breast_cancer: pd.DataFrame,
-                             monkeypatch: pytest.MonkeyPatch, classifier: Any) -> None:
-    import lambda_batch.handler as handler_module
+def test_model_from_s3_store(
+    s3: Any,
+    batch_env: Any,
+    demo_registry: Any,
+    breast_cancer: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+    classifier: Any,
+) -> None:
     from mlserve.store import open_store
 
+    import lambda_batch.handler as handler_module
     from tests.conftest import MODEL_BUCKET, publish
 
     publish(open_store(f"s3://{MODEL_BUCKET}", s3_client=s3), demo_registry.classifier_dir, version="3")

@@ -129,7 +129,7 @@ def score_stream(
     source: Any,
     sink: Sink,
     model: LoadedModel,
-    options: BatchOptions = BatchOptions(),  # noqa: B008 - frozen, safe as a default
+    options: BatchOptions = BatchOptions(),
 ) -> ScoreResult:
     """Score a CSV byte stream (plain or gzip) into `sink`. The caller commits or aborts
     the sink; InputError means the file as a whole was rejected."""
@@ -162,7 +162,8 @@ def score_stream(
     prob_columns = [f"probability_{c}" for c in classes or []]
     result = ScoreResult(columns=header, output_columns=[*header, "prediction", *prob_columns, "model_version"])
     sink.write(
-        header_raw + ("," + ",".join(csv_field(c) for c in ["prediction", *prob_columns, "model_version"]) + "\n").encode()
+        header_raw
+        + ("," + ",".join(csv_field(c) for c in ["prediction", *prob_columns, "model_version"]) + "\n").encode()
     )
     tail = ("," + csv_field(model.identity.version) + "\n").encode()
     rejections = _Rejections(result, options.max_listed)
@@ -179,15 +180,27 @@ def score_stream(
 
         ragged = nonblank[chunk.fields[nonblank] != ncols]
         for i in ragged.tolist():
-            problems[i] = [{"column": None, "reason": "wrong_field_count",
-                            "message": f"has {int(chunk.fields[i])} fields, the header has {ncols}"}]
+            problems[i] = [
+                {
+                    "column": None,
+                    "reason": "wrong_field_count",
+                    "message": f"has {int(chunk.fields[i])} fields, the header has {ncols}",
+                }
+            ]
         if chunk.unterminated and len(nonblank) and nonblank[-1] == len(chunk) - 1:
-            problems[len(chunk) - 1] = [{"column": None, "reason": "unterminated_quote",
-                                          "message": "a quoted field is not closed before the end of the file"}]
+            problems[len(chunk) - 1] = [
+                {
+                    "column": None,
+                    "reason": "unterminated_quote",
+                    "message": "a quoted field is not closed before the end of the file",
+                }
+            ]
         for i in _bad_utf8(chunk, nonblank).tolist():
             problems.setdefault(i, []).append({"column": None, "reason": "invalid_utf8", "message": "not valid UTF-8"})
 
-        parse_rows = np.asarray([i for i in nonblank.tolist() if i not in problems], dtype=np.int64) if problems else nonblank
+        parse_rows = (
+            np.asarray([i for i in nonblank.tolist() if i not in problems], dtype=np.int64) if problems else nonblank
+        )
         scored_rows = parse_rows
         frame_columns: dict[str, Any] = {}
         if len(parse_rows):
@@ -209,15 +222,24 @@ def score_stream(
                     for j in np.flatnonzero(bad).tolist():
                         problem = cell_problems[code[j]]
                         problems.setdefault(int(parse_rows[j]), []).append(
-                            {"column": column.name, "reason": problem.reason, "message": problem.message,
-                             "value": None if pd.isna(parsed[position].iat[j]) else str(parsed[position].iat[j])[:200]}
+                            {
+                                "column": column.name,
+                                "reason": problem.reason,
+                                "message": problem.message,
+                                "value": None
+                                if pd.isna(parsed[position].iat[j])
+                                else str(parsed[position].iat[j])[:200],
+                            }
                         )
             scored_rows = parse_rows[ok]
             for column, array in zip(present, converted, strict=True):
                 frame_columns[column.name] = finalize(array[ok], column)
             for column in absent:
-                frame_columns[column.name] = finalize(np.full(len(scored_rows), np.nan), column) if column.type != "string" \
+                frame_columns[column.name] = (
+                    finalize(np.full(len(scored_rows), np.nan), column)
+                    if column.type != "string"
                     else np.full(len(scored_rows), None, dtype=object)
+                )
 
         for i in sorted(problems):
             rejections.add(chunk, i, int(record_numbers[i]), problems[i])
@@ -235,7 +257,9 @@ def score_stream(
             data = chunk.data
             parts: list[bytes] = []
             append = parts.append
-            for s, e, suffix in zip(chunk.starts[scored_rows].tolist(), chunk.ends[scored_rows].tolist(), suffixes, strict=True):
+            for s, e, suffix in zip(
+                chunk.starts[scored_rows].tolist(), chunk.ends[scored_rows].tolist(), suffixes, strict=True
+            ):
                 append(data[s:e])
                 append(suffix)
             sink.write(b"".join(parts))
@@ -247,7 +271,8 @@ def score_stream(
     return result
 
 
-def score_file(path: str | os.PathLike[str], sink: Sink, model: LoadedModel, options: BatchOptions = BatchOptions()) -> ScoreResult:  # noqa: B008
+def score_file(
+    path: str | os.PathLike[str], sink: Sink, model: LoadedModel, options: BatchOptions = BatchOptions()
+) -> ScoreResult:
     with open(path, "rb") as handle:
         return score_stream(handle, sink, model, options)
-

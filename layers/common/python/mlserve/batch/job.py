@@ -134,15 +134,24 @@ def score_to_sink(
         sink.commit()
     except InputError as exc:
         _abort(sink)
-        return build_report(status="rejected", source=source_info, started=started, ended=time.time(),
-                            model=model, error=exc), None
+        return build_report(
+            status="rejected", source=source_info, started=started, ended=time.time(), model=model, error=exc
+        ), None
     except Exception as exc:
         _abort(sink)
         logger.exception("scoring %s failed", source_info.get("key"))
-        return build_report(status="failed", source=source_info, started=started, ended=time.time(),
-                            model=model, error=exc), exc
-    return build_report(status="succeeded", source=source_info, started=started, ended=time.time(),
-                        model=model, result=result, predictions=predictions), None
+        return build_report(
+            status="failed", source=source_info, started=started, ended=time.time(), model=model, error=exc
+        ), exc
+    return build_report(
+        status="succeeded",
+        source=source_info,
+        started=started,
+        ended=time.time(),
+        model=model,
+        result=result,
+        predictions=predictions,
+    ), None
 
 
 def _abort(sink: Sink) -> None:
@@ -235,13 +244,48 @@ def process_s3_object(
         report, error = score_to_sink(obj["Body"], sink, model, options, source_info, predictions_key)
     except Exception as exc:
         logger.exception("batch job for %s failed before scoring", key)
-        report, error = build_report(status="failed", source=source_info, started=started, ended=time.time(),
-                                     model=model, error=exc), exc
-    client.put_object(Bucket=item.bucket, Key=report_key, Body=json.dumps(report, indent=1).encode(),
-                      ContentType="application/json")
+        report, error = (
+            build_report(
+                status="failed", source=source_info, started=started, ended=time.time(), model=model, error=exc
+            ),
+            exc,
+        )
+    client.put_object(
+        Bucket=item.bucket, Key=report_key, Body=json.dumps(report, indent=1).encode(), ContentType="application/json"
+    )
     markers.finish(marker, report["status"], report_key)
-    logger.info("batch %s: %s, %s rows scored, %s rejected", key, report["status"], report["rows_scored"],
-                report["rows_rejected"])
+    logger.info(
+        "batch %s: %s, %s rows scored, %s rejected",
+        key,
+        report["status"],
+        report["rows_scored"],
+        report["rows_rejected"],
+    )
     if error is not None:
         raise error
+    return report
+
+
+def score_local(
+    input_path: Any,
+    output_path: Any,
+    live: LiveModel,
+    options: BatchOptions,
+) -> dict[str, Any]:
+    """The CLI path: the same scorer over local files; the output appears only when complete,
+    and the report is written next to it (`x.predictions.csv` -> `x.report.json`)."""
+    from pathlib import Path
+
+    from mlserve.batch.output import LocalFileSink
+
+    input_path, output_path = Path(input_path), Path(output_path)
+    source_info = {"path": str(input_path), "size": input_path.stat().st_size}
+    model = live.get()
+    sink = LocalFileSink(output_path)
+    with open(input_path, "rb") as handle:
+        report, _ = score_to_sink(handle, sink, model, options, source_info, str(output_path))
+    stem = output_path.name.removesuffix(PREDICTIONS_SUFFIX).removesuffix(".csv")
+    report_path = output_path.with_name(stem + REPORT_SUFFIX)
+    report_path.write_text(json.dumps(report, indent=1))
+    report["report"] = str(report_path)
     return report

@@ -43,8 +43,15 @@ class S3MultipartSink:
     """Buffers parts of `part_bytes` and uploads them as a multipart upload; an output
     smaller than one part is a single PutObject. Nothing is visible before `commit`."""
 
-    def __init__(self, client: Any, bucket: str, key: str, *, part_bytes: int = DEFAULT_PART_BYTES,
-                 content_type: str = "text/csv; charset=utf-8") -> None:
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        key: str,
+        *,
+        part_bytes: int = DEFAULT_PART_BYTES,
+        content_type: str = "text/csv; charset=utf-8",
+    ) -> None:
         self.client = client
         self.bucket = bucket
         self.key = key
@@ -61,7 +68,9 @@ class S3MultipartSink:
 
     def _flush(self) -> None:
         if self._upload_id is None:
-            created = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key, ContentType=self.content_type)
+            created = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=self.key, ContentType=self.content_type
+            )
             self._upload_id = created["UploadId"]
         number = len(self._parts) + 1
         response = self.client.upload_part(
@@ -72,7 +81,9 @@ class S3MultipartSink:
 
     def commit(self) -> None:
         if self._upload_id is None:
-            self.client.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self._buffer), ContentType=self.content_type)
+            self.client.put_object(
+                Bucket=self.bucket, Key=self.key, Body=bytes(self._buffer), ContentType=self.content_type
+            )
             self._buffer.clear()
             return
         if self._buffer:

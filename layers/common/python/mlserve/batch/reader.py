@@ -47,7 +47,7 @@ def open_binary(source: Any) -> io.BufferedIOBase:
     magic bytes, not the key, so a mislabelled file still works)."""
     stream = io.BufferedReader(_RawAdapter(source), buffer_size=1024 * 1024)
     if stream.peek(2)[:2] == GZIP_MAGIC:
-        return io.BufferedReader(gzip.GzipFile(fileobj=stream, mode="rb"), buffer_size=1024 * 1024)  # type: ignore[arg-type]
+        return io.BufferedReader(gzip.GzipFile(fileobj=stream, mode="rb"), buffer_size=1024 * 1024)
     return stream
 
 
@@ -111,7 +111,9 @@ def _split(data: bytes, final: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return starts, ends, fields, newlines[newlines < consumed], consumed, open_quote and final
 
 
-def iter_chunks(stream: io.BufferedIOBase, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> tuple[list[str], bytes, Iterator[Chunk]]:
+def iter_chunks(
+    stream: io.BufferedIOBase, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+) -> tuple[list[str], bytes, Iterator[Chunk]]:
     """Read the header, then yield chunks of whole records.
 
     Returns (column names, the header's raw bytes, chunk iterator). Raises InputError for

@@ -38,9 +38,19 @@ class BatchRuntime:
     def handle_event(self, event: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:
         results = [
             process_s3_object(
-                self.s3, item, self.live, results_prefix=self.settings.results_prefix, options=self.options, deadline=deadline
+                self.s3,
+                item,
+                self.live,
+                results_prefix=self.settings.results_prefix,
+                options=self.options,
+                deadline=deadline,
             )
             for item in inputs_from_event(event)
         ]
-        return {"results": [{k: r.get(k) for k in ("status", "key", "rows_scored", "rows_rejected")} | {
-            "key": r.get("key") or (r.get("input") or {}).get("key")} for r in results]}
+        return {
+            "results": [
+                {k: r.get(k) for k in ("status", "key", "rows_scored", "rows_rejected")}
+                | {"key": r.get("key") or (r.get("input") or {}).get("key")}
+                for r in results
+            ]
+        }
