@@ -10,12 +10,12 @@ import pytest
 
 pytest.importorskip("aws_cdk")
 
-from aws_cdk import App, Stack  # noqa: E402
-from aws_cdk import aws_lambda as lambda_  # noqa: E402
-from aws_cdk import aws_s3 as s3  # noqa: E402
-from aws_cdk.assertions import Match, Template  # noqa: E402
+from aws_cdk import App, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk.assertions import Match, Template
 
-from infra.batch import BatchScoring  # noqa: E402
+from infra.batch import BatchScoring
 
 
 def build(code: lambda_.Code | None = None, **kwargs: Any) -> tuple[App, Stack, BatchScoring]:
