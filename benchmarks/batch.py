@@ -127,10 +127,10 @@ def run(sizes: list[int], paths: list[str], keep: bool) -> dict[str, Any]:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         s3 = endpoint = None
         if "s3" in paths:
+            import logging
+
             import boto3
             from moto.server import ThreadedMotoServer
-
-            import logging
 
             logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request lines
             server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
