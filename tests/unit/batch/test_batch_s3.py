@@ -193,9 +193,8 @@ def test_model_from_s3_store(
     monkeypatch: pytest.MonkeyPatch,
     classifier: Any,
 ) -> None:
-    from mlserve.store import open_store
-
     import lambda_batch.handler as handler_module
+    from mlserve.store import open_store
     from tests.conftest import MODEL_BUCKET, publish
 
     publish(open_store(f"s3://{MODEL_BUCKET}", s3_client=s3), demo_registry.classifier_dir, version="3")

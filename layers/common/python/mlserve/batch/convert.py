@@ -50,6 +50,9 @@ def parse_columns(data: bytes, positions: list[int], columns: tuple[ColumnSpec, 
         na_values={p: [""] for p in positions if p not in string_positions},
         skip_blank_lines=False,
         engine="c",
+        # Records were split on LF only (CR of CRLF already stripped): a stray CR is data,
+        # as it is for our splitter, so both agree on the row count.
+        lineterminator="\n",
         encoding="utf-8",
         low_memory=False,
     )

@@ -78,6 +78,47 @@ def format_values(values: list[Any]) -> list[str]:
     return [csv_field(str(v)) for v in values]
 
 
+def model_frame(signature: tuple[ColumnSpec, ...], columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The frame the model sees. All-float64 columns (the common numeric case) become one 2-D
+    block up front, which spares pandas a per-column block build and consolidation."""
+    arrays = [columns[c.name] for c in signature]
+    names = [c.name for c in signature]
+    if arrays and all(a.dtype == np.float64 for a in arrays):
+        return pd.DataFrame(np.column_stack(arrays), columns=names, copy=False)
+    return pd.DataFrame(dict(zip(names, arrays, strict=True)), copy=False)
+
+
+def suffix_bytes(predictions: list[Any], probabilities: np.ndarray | None, tail: bytes) -> list[bytes]:
+    """`,<prediction>[,<p0>,<p1>...],<version>\n` per row. Classifier labels repeat, so they
+    are formatted once per distinct value and looked up."""
+    if probabilities is None and predictions and not isinstance(predictions[0], float):
+        distinct = list(set(predictions))
+        labels = {v: ("," + f).encode() + tail for v, f in zip(distinct, format_values(distinct), strict=True)}
+        return list(map(labels.__getitem__, predictions))
+    fields = format_values(predictions)
+    if probabilities is None:
+        return [("," + p).encode() + tail for p in fields]
+    probs = [",".join(map(repr, row)) for row in probabilities.tolist()]
+    return [("," + p + "," + q).encode() + tail for p, q in zip(fields, probs, strict=True)]
+
+
+def interleave(chunk: Chunk, rows: np.ndarray, suffixes: list[bytes]) -> bytes:
+    """Each scored record's own bytes followed by its suffix, built with C-level list
+    operations (no Python loop per row)."""
+    data = chunk.data
+    if len(rows) == len(chunk) and b"\r" not in data and data.endswith(b"\n"):
+        # Every record scored, plain LF lines: the lines are the records.
+        records = data.split(b"\n")[:-1]
+    else:
+        records = list(map(data.__getitem__, map(slice, chunk.starts[rows].tolist(), chunk.ends[rows].tolist())))
+    if len(records) != len(suffixes):  # e.g. a quoted newline broke the line split: slice instead
+        records = list(map(data.__getitem__, map(slice, chunk.starts[rows].tolist(), chunk.ends[rows].tolist())))
+    parts: list[bytes] = [b""] * (2 * len(records))
+    parts[::2] = records
+    parts[1::2] = suffixes
+    return b"".join(parts)
+
+
 def _decode_preview(raw: bytes) -> str:
     return raw[: RAW_PREVIEW_CHARS * 4].decode("utf-8", errors="replace")[:RAW_PREVIEW_CHARS]
 
@@ -204,7 +245,7 @@ def score_stream(
         scored_rows = parse_rows
         frame_columns: dict[str, Any] = {}
         if len(parse_rows):
-            if len(parse_rows) == len(chunk):
+            if len(parse_rows) == len(chunk) and b"\r" not in chunk.data:
                 data = chunk.data
             else:
                 data = b"\n".join(chunk.record(i) for i in parse_rows.tolist())
@@ -245,24 +286,11 @@ def score_stream(
             rejections.add(chunk, i, int(record_numbers[i]), problems[i])
 
         if len(scored_rows):
-            frame = pd.DataFrame({c.name: frame_columns[c.name] for c in signature}, copy=False)
+            frame = model_frame(signature, frame_columns)
             prediction = predict_frame(model, frame)
-            fields = format_values(prediction.predictions)
-            if classes is not None:
-                matrix = model.estimator.predict_proba(frame)
-                probs = [",".join(map(repr, row)) for row in matrix.tolist()]
-                suffixes = [("," + p + "," + q).encode() + tail for p, q in zip(fields, probs, strict=True)]
-            else:
-                suffixes = [("," + p).encode() + tail for p in fields]
-            data = chunk.data
-            parts: list[bytes] = []
-            append = parts.append
-            for s, e, suffix in zip(
-                chunk.starts[scored_rows].tolist(), chunk.ends[scored_rows].tolist(), suffixes, strict=True
-            ):
-                append(data[s:e])
-                append(suffix)
-            sink.write(b"".join(parts))
+            matrix = model.estimator.predict_proba(frame) if classes is not None else None
+            suffixes = suffix_bytes(prediction.predictions, matrix, tail)
+            sink.write(interleave(chunk, scored_rows, suffixes))
             result.rows_scored += len(scored_rows)
         if options.progress is not None:
             options.progress(result.rows_read, consumed)
