@@ -19,7 +19,7 @@ def test_one_version_per_file(
 
     publish(local_store, demo_registry.classifier_dir, version="1")
     live = LiveModel(local_store, "demo-classifier", refresh_seconds=0, cache_dir=tmp_path / "cache")
-    promoted = []
+    promoted: list[str] = []
 
     def promote_mid_file(rows: int, consumed: int) -> None:
         if not promoted:

@@ -88,9 +88,14 @@ def test_duplicate_event_scores_once_and_new_upload_scores_again(
 ) -> None:
     import mlserve.batch.job as job
 
-    calls = []
+    calls: list[int] = []
     real = job.score_stream
-    monkeypatch.setattr(job, "score_stream", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(job, "score_stream", counting)
     event = batch_env.upload(KEY, frame_csv(breast_cancer.head(10)))
     batch_env.run(event)
     second = batch_env.run(event)
@@ -121,9 +126,14 @@ def test_failure_mid_file_leaves_no_predictions(
     monkeypatch.setenv("MLSERVE_BATCH_PART_BYTES", str(5 * 1024 * 1024))
     import mlserve.batch.output as output
 
-    created = []
+    created: list[int] = []
     real_flush = output.S3MultipartSink._flush
-    monkeypatch.setattr(output.S3MultipartSink, "_flush", lambda self: created.append(1) or real_flush(self))
+
+    def flush(self: Any) -> None:
+        created.append(1)
+        real_flush(self)
+
+    monkeypatch.setattr(output.S3MultipartSink, "_flush", flush)
     real = core.predict_frame
     calls = []
 
