@@ -84,13 +84,28 @@ def _score(args: argparse.Namespace) -> int:
     options = BatchOptions(
         probabilities=args.probabilities, chunk_bytes=args.chunk_bytes, max_listed=args.max_listed, progress=progress
     )
-    live = LiveModel(open_store(args.store), args.name, allow_pickle=args.allow_pickle,
-                     cache_dir=Path(tempfile.gettempdir()) / "mlserve")
+    live = LiveModel(
+        open_store(args.store),
+        args.name,
+        allow_pickle=args.allow_pickle,
+        cache_dir=Path(tempfile.gettempdir()) / "mlserve",
+    )
     report = score_local(source, out, live, options)
     if not args.quiet:
         print(file=sys.stderr)
-    summary = {k: report.get(k) for k in ("status", "rows_read", "rows_scored", "rows_rejected", "rejected_by_reason",
-                                          "rows_per_second", "predictions", "report")}
+    summary = {
+        k: report.get(k)
+        for k in (
+            "status",
+            "rows_read",
+            "rows_scored",
+            "rows_rejected",
+            "rejected_by_reason",
+            "rows_per_second",
+            "predictions",
+            "report",
+        )
+    }
     if report.get("error"):
         summary["error"] = report["error"]
     print(json.dumps(summary))
