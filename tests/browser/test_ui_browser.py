@@ -18,7 +18,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -240,6 +239,8 @@ def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 def play_batch_lambda(client: Any, live: Any, stop: threading.Event) -> None:
     """Stand-in for the S3 notification -> batch Lambda: score each new `incoming/` object
     with the batch code, writing `results/` in the bucket as the Lambda does."""
+    from mlserve.batch.job import S3Input, process_s3_object
+
     done: set[str] = set()
     while not stop.wait(0.2):
         for obj in client.list_objects_v2(Bucket=BATCH, Prefix="incoming/").get("Contents", []):
@@ -247,25 +248,7 @@ def play_batch_lambda(client: Any, live: Any, stop: threading.Event) -> None:
             if key in done:
                 continue
             done.add(key)
-            try:
-                from mlserve.batch.job import S3Input, process_s3_object
-            except ImportError:  # batch package not merged yet: the same report via the fallback
-                score_with_fallback(client, key, live)
-            else:
-                process_s3_object(client, S3Input(BATCH, key, etag=obj["ETag"].strip('"')), live)
-
-
-def score_with_fallback(client: Any, key: str, live: Any) -> None:
-    from mlserve.uploads_fallback import score_local_fallback
-
-    relative = key.removeprefix("incoming/")
-    with tempfile.TemporaryDirectory() as tmp:
-        source, output = Path(tmp) / "in.csv", Path(tmp) / "out" / (Path(relative).name + ".predictions.csv")
-        source.write_bytes(client.get_object(Bucket=BATCH, Key=key)["Body"].read())
-        report = score_local_fallback(source, output, live)
-        if output.exists():
-            client.put_object(Bucket=BATCH, Key=f"results/{relative}.predictions.csv", Body=output.read_bytes())
-        client.put_object(Bucket=BATCH, Key=f"results/{relative}.report.json", Body=json.dumps(report).encode())
+            process_s3_object(client, S3Input(BATCH, key, etag=obj["ETag"].strip('"')), live)
 
 
 def test_page_deployed_with_presigned_s3(

@@ -327,13 +327,9 @@ def score_local_upload(settings: UploadSettings, job_id: str, live: Any) -> dict
     key = keys[0]
     relative = key[len(INCOMING_PREFIX) :]
     output = area._path(f"{results_prefix(settings)}{relative}{PREDICTIONS_SUFFIX}")
-    try:
-        from mlserve.batch.core import BatchOptions
-        from mlserve.batch.job import score_local
-    except ImportError:  # the batch package (issue 4) is not in this build: a minimal scorer
-        from mlserve.uploads_fallback import score_local_fallback
+    from mlserve.batch.core import BatchOptions
+    from mlserve.batch.job import score_local
 
-        return score_local_fallback(area._path(key), output, live)
     return score_local(area._path(key), output, live, BatchOptions.from_env())
 
 
