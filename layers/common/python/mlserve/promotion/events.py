@@ -143,6 +143,20 @@ def promotion_from_eventbridge(
     raise EventError(f"unsupported event: source={event.get('source')!r} detail-type={detail_type!r}")
 
 
+def promoted_pattern() -> dict[str, Any]:
+    """EventBridge pattern of the rule that starts a redeploy for project promotions."""
+    return {"source": [EVENT_SOURCE], "detail-type": [MODEL_PROMOTED]}
+
+
+def sagemaker_pattern(package_group: str) -> dict[str, Any]:
+    """EventBridge pattern for SageMaker Model Registry approvals in one package group."""
+    return {
+        "source": [SAGEMAKER_SOURCE],
+        "detail-type": [SAGEMAKER_DETAIL_TYPE],
+        "detail": {"ModelPackageGroupName": [package_group], "ModelApprovalStatus": ["Approved"]},
+    }
+
+
 def entry(detail_type: str, detail: dict[str, Any], bus: str, resources: list[str] | None = None) -> dict[str, Any]:
     return {
         "Source": EVENT_SOURCE,
