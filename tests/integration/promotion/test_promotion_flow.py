@@ -113,3 +113,21 @@ def test_out_of_order_and_duplicate_events_never_override_the_registry(
     client.set_registered_model_alias(MODEL, "champion", v1)
     promoted(v3)
     assert handler(aws.drain(wait=5)[0], None)["status"] == "superseded"
+
+
+def test_cli_promote_with_legacy_stage_goes_through_the_bus(
+    mlflow_server: MlflowServer, aws: Aws, api: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from mlserve.cli import main
+
+    monkeypatch.setenv("MLSERVE_MLFLOW_TRACKING_URI", mlflow_server.url)
+    v1 = mlflow_server.versions["v1"]
+    args = ["--stage", "--tracking-uri", mlflow_server.url, "--bus", "mlserve-test-bus", "--requested-by", "alice"]
+    assert main(["promote", MODEL, v1, *args]) == 0
+    sent = json.loads(capsys.readouterr().out)
+    assert sent["promotion"]["source"] == "mlflow-stage" and sent["event_id"]
+    [outcome] = pump(aws)
+    assert (outcome["status"], outcome["version"]) == ("deployed", v1)
+    assert mlflow_server.client().get_model_version(MODEL, v1).current_stage == "Production"
+    status, body, _ = api(example_rows())
+    assert status == 200 and body["model"]["version"] == v1
