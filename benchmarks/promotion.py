@@ -217,7 +217,7 @@ def main() -> None:
             body = json.dumps({"instances": breast_cancer_frame()[0].head(1).to_dict(orient="records")})
 
             def served_version() -> str | None:
-                result = api_handler(proxy_event("/predict", {"content-type": "application/json"}, body), None)
+                result = api_handler(proxy_event("/predict", {"content-type": "application/json"}, body), None)  # type: ignore[arg-type]
                 return (
                     json.loads(result["body"]).get("model", {}).get("version") if result["statusCode"] == 200 else None
                 )

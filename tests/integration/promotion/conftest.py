@@ -282,7 +282,7 @@ def api_predict(rows: list[dict[str, Any]]) -> tuple[int, dict[str, Any], dict[s
     from lambda_api.handler import handler
 
     event = api_gateway_event("POST", "/predict", {"content-type": "application/json"}, json.dumps({"instances": rows}))
-    result = handler(event, None)
+    result = handler(event, None)  # type: ignore[arg-type]
     return result["statusCode"], json.loads(result["body"]), {k.lower(): v for k, v in result["headers"].items()}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from mlserve.mlmodel import ColumnSpec, ModelSpec
 from mlserve.promotion.compat import signature_changes
@@ -54,7 +56,7 @@ def test_signature_matches_mlflow() -> None:
 
 
 def test_model_promoted_round_trip_and_validation() -> None:
-    promotion = ModelPromoted("m", 3, "cli", force=True)  # type: ignore[arg-type]
+    promotion = ModelPromoted("m", "3", "cli", force=True)
     event = {"source": "mlserve.registry", "detail-type": "ModelPromoted", "detail": promotion.to_detail()}
     parsed = promotion_from_eventbridge(event)
     assert parsed == promotion and parsed.version == "3" and parsed.force
@@ -67,7 +69,7 @@ def test_model_promoted_round_trip_and_validation() -> None:
 
 
 def test_sagemaker_mapping_filters_group_and_status() -> None:
-    event = {
+    event: dict[str, Any] = {
         "source": "aws.sagemaker",
         "detail-type": "SageMaker Model Package State Change",
         "id": "e-1",
