@@ -40,10 +40,10 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check . || true
+	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy layers/common/python/mlserve lambda_api lambda_batch lambda_promote infra app.py
+	$(VENV)/bin/mypy layers/common/python/mlserve lambda_api lambda_batch lambda_promote examples benchmarks tests $(wildcard infra/*.py app.py)
 
 test: $(STAMP) $(NODE_STAMP) lint typecheck
 	$(PY) -m pytest -q -p no:cacheprovider

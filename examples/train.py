@@ -97,7 +97,9 @@ def train_regressor(alias: str | None = "champion") -> Registered:
     features, target = diabetes_frame()
     model = RandomForestRegressor(n_estimators=50, max_depth=6, random_state=0)
     model.fit(features, target)
-    return log_and_register(REGRESSOR, model, features, alias, {"n_estimators": 50, "estimator": "RandomForestRegressor"})
+    return log_and_register(
+        REGRESSOR, model, features, alias, {"n_estimators": 50, "estimator": "RandomForestRegressor"}
+    )
 
 
 def main() -> None:
@@ -109,7 +111,9 @@ def main() -> None:
     for kind, train in (("classifier", train_classifier), ("regressor", train_regressor)):
         if args.only in (None, kind):
             registered = train(alias=args.alias)
-            print(f"registered {registered.name} version {registered.version} (run {registered.run_id}) as @{args.alias}")
+            print(
+                f"registered {registered.name} version {registered.version} (run {registered.run_id}) as @{args.alias}"
+            )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+
 from mlserve.promotion.events import promoted_pattern, sagemaker_pattern
 
 
@@ -87,7 +88,7 @@ class Promotion(Construct):
         common_env = {
             "MLSERVE_MODEL_NAME": model_name,
             "MLSERVE_EVENT_BUS": self.bus.event_bus_name,
-            "MLSERVE_PROMOTION_ALIAS": alias,
+            "MLSERVE_REGISTRY_ALIAS": alias,
             "POWERTOOLS_SERVICE_NAME": "mlserve-promotion",
         }
         if mlflow_tracking_uri:

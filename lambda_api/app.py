@@ -10,6 +10,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from mlserve.config import Settings
 from mlserve.errors import ErrorDetail, InputError, MlserveError, ModelUnavailableError
 from mlserve.http import (
@@ -25,7 +27,6 @@ from mlserve.live import LiveModel
 from mlserve.protocol import parse_json, rows_from_csv, rows_from_payload
 from mlserve.scoring import LoadedModel, predict_rows
 from mlserve.store import open_store
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
 
@@ -135,12 +136,19 @@ def create_app(factory: Callable[[], tuple[LiveModel, Settings]] = live_from_env
     async def unexpected_error(request: Request, exc: Exception) -> Response:
         # Never a stack trace to the caller; the log has it.
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONBytes(error_body("internal_error", "internal error; the server log has the details"), status_code=500)
+        return JSONBytes(
+            error_body("internal_error", "internal error; the server log has the details"), status_code=500
+        )
 
     @app.post(
         "/predict",
         summary="Predict rows with the live model",
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
+            }
+        },
         responses={200: {"description": "predictions, and the model that made them"}},
     )
     async def predict(request: Request) -> Response:
@@ -156,10 +164,15 @@ def create_app(factory: Callable[[], tuple[LiveModel, Settings]] = live_from_env
     @app.post(
         "/invocations",
         summary="MLflow scoring protocol (dataframe_split, dataframe_records, instances, inputs; JSON or CSV)",
-        openapi_extra={"requestBody": {"required": True, "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/InvocationsRequest"}},
-            "text/csv": {"schema": {"type": "string"}},
-        }}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/InvocationsRequest"}},
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            }
+        },
     )
     async def invocations(request: Request) -> Response:
         body, kind = await read_body(request, runtime, JSON_TYPES + CSV_TYPES)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 from mangum import Mangum
 
 from lambda_api.app import app
 
-Scope = dict[str, Any]
+Scope = MutableMapping[str, Any]
 
 
 class StagePrefix:

@@ -2,7 +2,7 @@
 
 Thin: parses the event and calls `mlserve.promotion.redeploy`. Configuration: see
 `RedeployConfig.from_env` (MLSERVE_STORE, MLSERVE_EVENT_BUS, MLSERVE_MLFLOW_TRACKING_URI,
-MLSERVE_PROMOTION_ALIAS, MLSERVE_MODEL_NAME(S), MLSERVE_SAGEMAKER_PACKAGE_GROUP, ...).
+MLSERVE_REGISTRY_ALIAS, MLSERVE_MODEL_NAME(S), MLSERVE_SAGEMAKER_PACKAGE_GROUP, ...).
 Refusals return normally (the failure is recorded and emitted); transient errors raise so
 that Lambda retries and finally dead-letters the event.
 """

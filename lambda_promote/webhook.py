@@ -4,7 +4,7 @@ Thin: parses the proxy event and calls `mlserve.promotion.webhook`. Configuratio
     MLSERVE_EVENT_BUS                 bus name
     MLSERVE_WEBHOOK_SECRET_ID         Secrets Manager secret (ARN or name) holding the webhook secret
     MLSERVE_WEBHOOK_DELIVERIES_TABLE  DynamoDB table recording delivery ids (replay protection)
-    MLSERVE_PROMOTION_ALIAS           alias that promotes (default champion)
+    MLSERVE_REGISTRY_ALIAS           alias that promotes (default champion)
     MLSERVE_MODEL_NAMES               comma-separated registered models served here (default: MLSERVE_MODEL_NAME)
     MLSERVE_MLFLOW_TRACKING_URI       the registry's URL, recorded in the event
 """
@@ -36,7 +36,7 @@ def _runtime() -> dict[str, Any]:
         names = os.environ.get("MLSERVE_MODEL_NAMES") or os.environ.get("MLSERVE_MODEL_NAME", "")
         _state["config"] = WebhookConfig(
             bus=os.environ["MLSERVE_EVENT_BUS"],
-            alias=os.environ.get("MLSERVE_PROMOTION_ALIAS") or "champion",
+            alias=os.environ.get("MLSERVE_REGISTRY_ALIAS") or "champion",
             registry_uri=os.environ.get("MLSERVE_MLFLOW_TRACKING_URI") or None,
             model_names=frozenset(n.strip() for n in names.split(",") if n.strip()),
         )

@@ -92,7 +92,7 @@ def test_redeploy_function(template: Template) -> None:
                 "Variables": Match.object_like(
                     {
                         "MLSERVE_MODEL_NAME": MODEL,
-                        "MLSERVE_PROMOTION_ALIAS": "champion",
+                        "MLSERVE_REGISTRY_ALIAS": "champion",
                         "MLSERVE_MLFLOW_TRACKING_URI": "https://mlflow.example.com",
                         "MLSERVE_SAGEMAKER_PACKAGE_GROUP": "mlserve-demo-group",
                         "MLSERVE_STORE": Match.any_value(),

@@ -200,7 +200,7 @@ def aws(s3: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Aw
         "MLSERVE_EVENT_BUS": BUS,
         "MLSERVE_WEBHOOK_SECRET_ID": SECRET_NAME,
         "MLSERVE_WEBHOOK_DELIVERIES_TABLE": TABLE,
-        "MLSERVE_PROMOTION_ALIAS": "champion",
+        "MLSERVE_REGISTRY_ALIAS": "champion",
         "MLSERVE_REFRESH_SECONDS": "0",
         "MLSERVE_CACHE_DIR": str(tmp_path / "cache"),
     }.items():

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 import yaml
+
 from mlserve.promotion.events import ModelPromoted
 from mlserve.promotion.redeploy import RedeployConfig, Redeployer, Resolved, TransientRedeployError
 from mlserve.store import live_key
-
 from tests.integration.promotion.conftest import BUS, MODEL, MODEL_BUCKET, Aws
 
 Mutator = Callable[[Path], None]
@@ -135,6 +135,7 @@ def test_corrupt_artifact_fails_checksum_verification(aws: Aws, live_v1: dict[st
 
 def test_s3_error_mid_copy_is_retried_and_live_stays(aws: Aws, live_v1: dict[str, Path], tmp_path: Path) -> None:
     from botocore.exceptions import ClientError
+
     from mlserve.store import S3Store
 
     class FlakyClient:

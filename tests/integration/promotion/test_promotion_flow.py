@@ -81,9 +81,8 @@ def test_alias_promotion_redeploys_and_api_serves_new_version(
 def test_out_of_order_and_duplicate_events_never_override_the_registry(
     mlflow_server: MlflowServer, aws: Aws, api: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mlserve.promotion.events import MODEL_PROMOTED, ModelPromoted, put_event
-
     from lambda_promote.redeploy import handler
+    from mlserve.promotion.events import MODEL_PROMOTED, ModelPromoted, put_event
 
     client = mlflow_server.client()
     v1, v2, v3 = (mlflow_server.versions[k] for k in ("v1", "v2", "v3"))

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from mlserve.promotion.events import ModelPromoted
 from mlserve.promotion.redeploy import RedeployConfig, Redeployer, Resolved
-
 from tests.integration.promotion.conftest import BUS, MODEL, MODEL_BUCKET, Aws
 
 CLIENTS = 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from mlserve.mlmodel import ColumnSpec, ModelSpec
 from mlserve.promotion.compat import signature_changes
 from mlserve.promotion.events import EventError, ModelPromoted, promotion_from_eventbridge

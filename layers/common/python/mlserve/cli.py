@@ -17,24 +17,16 @@ if TYPE_CHECKING:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from mlserve.publish import StageRequest, stage_and_activate
-    from mlserve.registry import resolve_model_uri
-    from mlserve.store import open_store
+    from mlserve.registry import publish_model_uri
 
-    resolved = resolve_model_uri(args.model_uri, name=args.name, version=args.version)
-    assert resolved.name is not None
-    result = stage_and_activate(
-        open_store(args.store),
-        StageRequest(
-            name=resolved.name,
-            version=resolved.version,
-            model_dir=resolved.local_dir,
-            source=resolved.source,
-            run_id=resolved.run_id,
-            promoted_by=args.promoted_by,
-            allow_pickle=args.allow_pickle,
-            force=args.force,
-        ),
+    resolved, result = publish_model_uri(
+        args.model_uri,
+        args.store,
+        name=args.name,
+        version=args.version,
+        promoted_by=args.promoted_by,
+        allow_pickle=args.allow_pickle,
+        force=args.force,
     )
     print(
         json.dumps(
@@ -214,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("name")
     promote.add_argument("version")
     promote.add_argument("--stage", action="store_true", help="use the legacy Production stage, not the alias")
-    promote.add_argument("--alias", default=os.environ.get("MLSERVE_PROMOTION_ALIAS", "champion"))
+    promote.add_argument("--alias", default=os.environ.get("MLSERVE_REGISTRY_ALIAS", "champion"))
     promote.add_argument("--tracking-uri", help="MLflow registry (default: MLFLOW_TRACKING_URI)")
     promote.add_argument("--no-registry", action="store_true", help="do not touch the registry, only send the event")
     promote.add_argument(
@@ -231,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("name")
     rollback.add_argument("--to", help="a version deployed successfully before (default: the previous one)")
     rollback.add_argument("--store", required=True)
-    rollback.add_argument("--alias", default=os.environ.get("MLSERVE_PROMOTION_ALIAS", "champion"))
+    rollback.add_argument("--alias", default=os.environ.get("MLSERVE_REGISTRY_ALIAS", "champion"))
     rollback.add_argument("--stage", action="store_true", help="move the legacy Production stage instead")
     rollback.add_argument("--tracking-uri", help="also move the alias there (default: MLFLOW_TRACKING_URI)")
     rollback.add_argument("--no-registry", action="store_true")

@@ -138,7 +138,11 @@ class LiveModel:
         try:
             pointer = parse_pointer(fetched.data)
             current = self._current
-            if current is not None and current.identity.version == pointer["version"] and current.pointer.get("checksums") == pointer["checksums"]:
+            if (
+                current is not None
+                and current.identity.version == pointer["version"]
+                and current.pointer.get("checksums") == pointer["checksums"]
+            ):
                 self._etag = fetched.etag
                 current.pointer = pointer
                 return

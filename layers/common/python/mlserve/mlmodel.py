@@ -11,9 +11,7 @@ import yaml
 
 from mlserve.errors import ModelLoadError
 
-SUPPORTED_COLUMN_TYPES = frozenset(
-    {"double", "float", "long", "integer", "boolean", "string", "datetime"}
-)
+SUPPORTED_COLUMN_TYPES = frozenset({"double", "float", "long", "integer", "boolean", "string", "datetime"})
 SERIALIZATION_FORMATS = frozenset({"skops", "cloudpickle", "pickle"})
 
 
@@ -79,9 +77,7 @@ def parse_signature_inputs(raw_inputs: Any) -> tuple[ColumnSpec, ...]:
             )
         name = column.get("name")
         if not name:
-            raise ModelLoadError(
-                f"signature input {index} has no column name: mlserve needs named columns"
-            )
+            raise ModelLoadError(f"signature input {index} has no column name: mlserve needs named columns")
         column_type = column.get("type")
         if column_type not in SUPPORTED_COLUMN_TYPES:
             raise ModelLoadError(

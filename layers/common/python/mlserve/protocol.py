@@ -40,7 +40,9 @@ def _positional(rows: list[Any], columns: list[str], loc: list[str | int]) -> li
         if not isinstance(row, list):
             raise _bad("each row must be an object or a list of values", [*loc, index])
         if len(row) != len(columns):
-            raise _bad(f"row has {len(row)} values, the model expects {len(columns)} ({', '.join(columns)})", [*loc, index])
+            raise _bad(
+                f"row has {len(row)} values, the model expects {len(columns)} ({', '.join(columns)})", [*loc, index]
+            )
         result.append(dict(zip(columns, row, strict=True)))
     return result
 
@@ -110,7 +112,10 @@ def rows_from_csv(body: bytes, column_types: dict[str, str]) -> list[dict[str, A
             if not record:
                 continue
             if len(record) != len(header):
-                raise _bad(f"CSV line {line_number} has {len(record)} fields, the header has {len(header)}", ["body", line_number])
+                raise _bad(
+                    f"CSV line {line_number} has {len(record)} fields, the header has {len(header)}",
+                    ["body", line_number],
+                )
             rows.append(
                 {name: csv_cell(value, column_types.get(name)) for name, value in zip(header, record, strict=True)}
             )

@@ -92,9 +92,7 @@ def smoke_test(model: LoadedModel) -> list[Any]:
     validated = model.schema.validate_rows(rows, forbid_extra=False)
     prediction = predict_rows(model, validated)
     if len(prediction.predictions) != len(validated):
-        raise StagingError(
-            f"smoke test returned {len(prediction.predictions)} predictions for {len(validated)} rows"
-        )
+        raise StagingError(f"smoke test returned {len(prediction.predictions)} predictions for {len(validated)} rows")
     return prediction.predictions
 
 
@@ -157,7 +155,9 @@ def stage_and_activate(store: ModelStore, request: StageRequest, *, activate: bo
     manifest.update(finished_at=utc_now(), activated=activate)
     manifest_key = write_manifest(store, request.name, manifest)
     if activate:
-        store.write_bytes(live_key(request.name), json.dumps(pointer, indent=2, sort_keys=True).encode(), "application/json")
+        store.write_bytes(
+            live_key(request.name), json.dumps(pointer, indent=2, sort_keys=True).encode(), "application/json"
+        )
     return StageResult(pointer=pointer, manifest_key=manifest_key, model=model, smoke_predictions=smoke)
 
 
@@ -182,12 +182,16 @@ def check_signature(
     if old is None:
         return None
     breaking, compatible = signature_changes(old, new)
-    result = {"against_version": previous["version"] if previous else None, **describe(breaking, compatible),
-              "forced": bool(breaking and force)}
+    result = {
+        "against_version": previous["version"] if previous else None,
+        **describe(breaking, compatible),
+        "forced": bool(breaking and force),
+    }
     if breaking and not force:
         raise StagingError(
             f"signature is not compatible with live version {result['against_version']}: "
-            + "; ".join(breaking) + " (promote with force to override)",
+            + "; ".join(breaking)
+            + " (promote with force to override)",
             code="breaking_signature",
         )
     return result

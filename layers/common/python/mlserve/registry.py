@@ -13,6 +13,8 @@ from pathlib import Path
 
 from mlserve.checksums import compute_checksums
 from mlserve.errors import MlserveError
+from mlserve.publish import StageRequest, StageResult, stage_and_activate
+from mlserve.store import open_store
 
 MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>[^/]+))/?$")
 URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
@@ -21,14 +23,16 @@ RUNS_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)/(?P<path>.+)$")
 
 @dataclass
 class ResolvedModel:
-    name: str | None
+    name: str
     version: str
     run_id: str | None
     local_dir: Path
     source: str
 
 
-def resolve_model_uri(uri: str, *, name: str | None = None, version: str | None = None, dst: Path | None = None) -> ResolvedModel:
+def resolve_model_uri(
+    uri: str, *, name: str | None = None, version: str | None = None, dst: Path | None = None
+) -> ResolvedModel:
     """models:/name/3, models:/name@alias, runs:/<run_id>/<path>, or a local directory."""
     local = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
     if uri.startswith("file://") or not URI_SCHEME.match(uri):
@@ -53,7 +57,9 @@ def resolve_model_uri(uri: str, *, name: str | None = None, version: str | None 
             model_version = client.get_model_version(registered, models.group("version"))
         source_uri = f"models:/{registered}/{model_version.version}"
         path = Path(mlflow.artifacts.download_artifacts(artifact_uri=source_uri, dst_path=str(dst)))
-        return ResolvedModel(name or registered, version or str(model_version.version), model_version.run_id, path, source_uri)
+        return ResolvedModel(
+            name or registered, version or str(model_version.version), model_version.run_id, path, source_uri
+        )
     runs = RUNS_URI.match(uri)
     if runs:
         if not name:
@@ -62,6 +68,35 @@ def resolve_model_uri(uri: str, *, name: str | None = None, version: str | None 
         run_id = runs.group("run_id")
         return ResolvedModel(name, version or f"run-{run_id[:12]}", run_id, path, uri)
     raise MlserveError(
-        f"unsupported model URI {uri!r}: use models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID/PATH or a directory",
+        f"unsupported model URI {uri!r}: use models:/NAME/VERSION, models:/NAME@ALIAS, "
+        "runs:/RUN_ID/PATH or a directory",
         code="bad_model_uri",
     )
+
+
+def publish_model_uri(
+    uri: str,
+    store_uri: str,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    promoted_by: str = "mlserve publish",
+    allow_pickle: bool = False,
+    force: bool = False,
+) -> tuple[ResolvedModel, StageResult]:
+    """Resolve an MLflow model URI and stage it into a store as the live version."""
+    resolved = resolve_model_uri(uri, name=name, version=version)
+    result = stage_and_activate(
+        open_store(store_uri),
+        StageRequest(
+            name=resolved.name,
+            version=resolved.version,
+            model_dir=resolved.local_dir,
+            source=resolved.source,
+            run_id=resolved.run_id,
+            promoted_by=promoted_by,
+            allow_pickle=allow_pickle,
+            force=force,
+        ),
+    )
+    return resolved, result

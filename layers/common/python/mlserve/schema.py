@@ -61,12 +61,14 @@ def _title(model_name: str) -> str:
 def row_fields(columns: tuple[ColumnSpec, ...]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for column in columns:
-        python_type = PYTHON_TYPES[column.type]
-        annotated = Annotated[python_type, Field(description=f"{column.type} column")]
+        # Types are built at run time from the signature.
+        python_type: Any = PYTHON_TYPES[column.type]
         if column.required:
-            fields[column.name] = annotated
+            fields[column.name] = Annotated[python_type, Field(description=f"{column.type} column")]
         else:
-            fields[column.name] = NotRequired[Annotated[python_type | None, Field(description=f"{column.type} column (optional)")]]
+            fields[column.name] = NotRequired[
+                Annotated[python_type | None, Field(description=f"{column.type} column (optional)")]
+            ]
     return fields
 
 

@@ -92,7 +92,12 @@ def column_array(values: Sequence[Any], column: ColumnSpec) -> Any:
     has_missing = any(v is None for v in values)
     if column.type == "datetime":
         return np.array(
-            [np.datetime64(v.replace(tzinfo=None) if v.tzinfo else v, "ns") if v is not None else np.datetime64("NaT") for v in values],
+            [
+                np.datetime64(v.replace(tzinfo=None) if v.tzinfo else v, "ns")
+                if v is not None
+                else np.datetime64("NaT")
+                for v in values
+            ],
             dtype="datetime64[ns]",
         )
     if column.type == "string" or (column.type == "boolean" and has_missing):
@@ -151,9 +156,7 @@ def predict_frame(model: LoadedModel, frame: Any, *, probabilities: bool = False
     except (ValueError, TypeError) as exc:
         # Values that pass the schema but that the model's own checks reject
         # (e.g. an unseen category with handle_unknown='error').
-        raise InputError(
-            f"the model rejected the input: {exc}", code="model_rejected_input", status=422
-        ) from None
+        raise InputError(f"the model rejected the input: {exc}", code="model_rejected_input", status=422) from None
     return Prediction(to_json_list(predicted), probs, model.identity)
 
 

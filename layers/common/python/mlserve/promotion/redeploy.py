@@ -87,7 +87,7 @@ class RedeployConfig:
             store_uri=store,
             bus=os.environ.get("MLSERVE_EVENT_BUS") or None,
             registry_uri=os.environ.get("MLSERVE_MLFLOW_TRACKING_URI") or os.environ.get("MLFLOW_TRACKING_URI") or None,
-            alias=os.environ.get("MLSERVE_PROMOTION_ALIAS", "champion") or "champion",
+            alias=os.environ.get("MLSERVE_REGISTRY_ALIAS", "champion") or "champion",
             stage=os.environ.get("MLSERVE_PROMOTION_STAGE", "Production") or "Production",
             model_names=frozenset(n for n in names if n),
             allow_pickle=env_bool("MLSERVE_ALLOW_PICKLE", False),
