@@ -54,6 +54,7 @@ class Promotion(Construct):
         event_retry_attempts: int = 4,
         max_event_age_seconds: int = 7200,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
     ) -> None:
         super().__init__(scope, construct_id)
         model_prefix = f"models/{model_name}/"
@@ -101,6 +102,9 @@ class Promotion(Construct):
         }
         if sagemaker_package_group:
             redeploy_env["MLSERVE_SAGEMAKER_PACKAGE_GROUP"] = sagemaker_package_group
+        self.redeploy_role, self.redeploy_logs = _role_and_logs(
+            self, "Redeploy", f"mlserve redeploy of {model_name}", log_retention, removal_policy
+        )
         self.redeploy_function = lambda_.Function(
             self,
             "RedeployFunction",
@@ -119,9 +123,9 @@ class Promotion(Construct):
             max_event_age=max_event_age,
             dead_letter_queue=self.dlq,
             tracing=lambda_.Tracing.ACTIVE,
-            log_group=logs.LogGroup(
-                self, "RedeployLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
-            ),
+            role=self.redeploy_role,
+            log_group=self.redeploy_logs,
+            logging_format=lambda_.LoggingFormat.JSON,
         )
         # least privilege: read/write only this model's keys; list only under its prefix
         self.redeploy_function.add_to_role_policy(
@@ -167,6 +171,9 @@ class Promotion(Construct):
                 targets=[targets.LambdaFunction(self.redeploy_function, **target_options)],  # type: ignore[arg-type]
             )
 
+        self.webhook_role, self.webhook_logs = _role_and_logs(
+            self, "Webhook", f"mlserve MLflow webhook receiver for {model_name}", log_retention, removal_policy
+        )
         self.webhook_function = lambda_.Function(
             self,
             "WebhookFunction",
@@ -184,7 +191,9 @@ class Promotion(Construct):
                 "MLSERVE_WEBHOOK_DELIVERIES_TABLE": self.deliveries.table_name,
             },
             tracing=lambda_.Tracing.ACTIVE,
-            log_group=logs.LogGroup(self, "WebhookLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY),
+            role=self.webhook_role,
+            log_group=self.webhook_logs,
+            logging_format=lambda_.LoggingFormat.JSON,
         )
         self.webhook_secret.grant_read(self.webhook_function)
         self.webhook_function.add_to_role_policy(
@@ -202,6 +211,24 @@ class Promotion(Construct):
             authorization_type=apigw.AuthorizationType.NONE,
             api_key_required=False,
         )
+
+
+def _role_and_logs(
+    scope: Construct, construct_id: str, description: str, retention: logs.RetentionDays, removal: RemovalPolicy
+) -> tuple[iam.Role, logs.LogGroup]:
+    """Own role (no AWS-managed policy: AWSLambdaBasicExecutionRole may write to any log
+    group) allowed to write only to the function's own log group."""
+    log_group = logs.LogGroup(scope, f"{construct_id}Logs", retention=retention, removal_policy=removal)
+    role = iam.Role(
+        scope,
+        f"{construct_id}Role",
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description=description,
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn])
+    )
+    return role, log_group
 
 
 def _pattern(pattern: dict[str, object]) -> events.EventPattern:

@@ -179,6 +179,15 @@ def test_webhook_cannot_touch_models(template: Template) -> None:
     assert {"events:PutEvents", "dynamodb:PutItem", "secretsmanager:GetSecretValue"} <= actions
 
 
+def test_roles_have_no_managed_policies_and_scoped_logs(template: Template) -> None:
+    for handler in ("lambda_promote.redeploy.handler", "lambda_promote.webhook.handler"):
+        role = template.find_resources("AWS::IAM::Role")[_role_of(template, handler)]["Properties"]
+        assert not role.get("ManagedPolicyArns")
+        statements = _policies(template)[_role_of(template, handler)]
+        logs = [s for s in statements if "logs:PutLogEvents" in _list(s["Action"])]
+        assert logs and all(s["Resource"] != "*" for s in logs)
+
+
 def test_without_sagemaker_there_is_one_rule() -> None:
     stack, promotion = build()
     assert promotion.sagemaker_rule is None
