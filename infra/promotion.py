@@ -21,12 +21,14 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.nag import acknowledge, logical_id_ref
 from mlserve.promotion.events import promoted_pattern, sagemaker_pattern
 
 
@@ -47,7 +49,7 @@ class Promotion(Construct):
         artifact_buckets: Sequence[s3.IBucket] = (),
         allow_pickle: bool = False,
         architecture: lambda_.Architecture = lambda_.Architecture.ARM_64,
-        runtime: lambda_.Runtime = lambda_.Runtime.PYTHON_3_12,
+        runtime: lambda_.Runtime = lambda_.Runtime.PYTHON_3_14,
         redeploy_memory_mb: int = 1024,
         redeploy_timeout_seconds: int = 300,
         redeploy_concurrency: int | None = 1,
@@ -122,6 +124,7 @@ class Promotion(Construct):
             retry_attempts=2,
             max_event_age=max_event_age,
             dead_letter_queue=self.dlq,
+            on_failure=destinations.SqsDestination(self.dlq),
             tracing=lambda_.Tracing.ACTIVE,
             role=self.redeploy_role,
             log_group=self.redeploy_logs,
@@ -211,6 +214,54 @@ class Promotion(Construct):
             authorization_type=apigw.AuthorizationType.NONE,
             api_key_required=False,
         )
+        self._acknowledge(model_bucket, model_prefix)
+
+    def _acknowledge(self, model_bucket: s3.IBucket, model_prefix: str) -> None:
+        """cdk-nag findings this construct owns, each with its reason."""
+        for role in (self.redeploy_role, self.webhook_role):
+            acknowledge(
+                role,
+                "AwsSolutions",
+                "AwsSolutions-IAM5[Resource::*]",
+                "X-Ray tracing (Tracing.ACTIVE): xray:PutTraceSegments/PutTelemetryRecords "
+                "support no resource-level permissions.",
+            )
+        if model_bucket.node.default_child is not None:
+            bucket_ref = logical_id_ref(model_bucket)
+            acknowledge(
+                self.redeploy_role,
+                "AwsSolutions",
+                f"AwsSolutions-IAM5[Resource::<{bucket_ref}.Arn>/{model_prefix}*]",
+                "The redeploy writes new version directories, manifests and live.json under this "
+                "model's own prefix only; keys are not known in advance.",
+            )
+        acknowledge(
+            self.webhook_secret,
+            "AwsSolutions",
+            "AwsSolutions-SMG4",
+            "The HMAC secret is shared with the MLflow webhook; rotating it requires updating the "
+            "webhook, so it is rotated by hand (both secrets verify during a rotation).",
+        )
+        acknowledge(
+            self.dlq,
+            "Serverless",
+            "Serverless-SQSRedrivePolicy",
+            "This queue is itself the dead-letter queue of the redeploy.",
+        )
+        acknowledge(
+            self.webhook_function,
+            "Serverless",
+            "Serverless-LambdaDLQ",
+            "Invoked synchronously by API Gateway: errors return to MLflow, which retries the delivery.",
+        )
+        for method_rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
+            acknowledge(
+                self.webhook_method,
+                "AwsSolutions",
+                method_rule,
+                "MLflow cannot sign AWS requests or hold Cognito tokens: every delivery is authenticated "
+                "by its HMAC-SHA256 signature (shared secret), timestamp and one-time delivery id.",
+            )
 
 
 def _role_and_logs(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -84,7 +85,7 @@ def test_redeploy_function(template: Template) -> None:
         "AWS::Lambda::Function",
         {
             "Handler": "lambda_promote.redeploy.handler",
-            "Runtime": "python3.12",
+            "Runtime": "python3.14",
             "Architectures": ["arm64"],
             "ReservedConcurrentExecutions": 1,
             "DeadLetterConfig": Match.object_like({"TargetArn": Match.any_value()}),
@@ -196,3 +197,54 @@ def test_without_sagemaker_there_is_one_rule() -> None:
 
 def _list(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
+
+
+def test_cdk_nag_findings_of_the_construct_are_all_acknowledged(tmp_path: Any) -> None:
+    """Synth with the project's nag packs: the test stack's own scaffolding (API, bucket) is
+    acknowledged here; everything under Promotion/ must be acknowledged by the construct."""
+    from aws_cdk import App
+
+    from infra.nag import acknowledge, register_nag
+
+    app = App(outdir=str(tmp_path))
+    stack = Stack(app, "PromotionNag")
+    bucket = s3.Bucket(stack, "Models", enforce_ssl=True, block_public_access=s3.BlockPublicAccess.BLOCK_ALL)
+    layer = lambda_.LayerVersion.from_layer_version_arn(
+        stack, "Common", "arn:aws:lambda:us-east-1:123456789012:layer:mlserve-common:1"
+    )
+    api = apigw.RestApi(stack, "Api", cloud_watch_role=False)
+    api.root.add_method("GET", apigw.MockIntegration())
+    Promotion(
+        stack,
+        "Promotion",
+        model_bucket=bucket,
+        model_name=MODEL,
+        layers=[layer],
+        code=lambda_.Code.from_inline("def handler(event, context):\n    return None\n"),
+        api=api,
+    )
+    scaffolding = "test scaffolding owned by other constructs in the real stack"
+    for rule in ("AwsSolutions-S1",):
+        acknowledge(bucket, "AwsSolutions", rule, scaffolding)
+    for rule in ("AwsSolutions-APIG2",):
+        acknowledge(api, "AwsSolutions", rule, scaffolding)
+    for rule in ("AwsSolutions-APIG1", "AwsSolutions-APIG3", "AwsSolutions-APIG6"):
+        acknowledge(api.deployment_stage, "AwsSolutions", rule, scaffolding)
+    for rule in ("Serverless-APIGWAccessLogging", "Serverless-APIGWDefaultThrottling", "Serverless-APIGWXrayEnabled"):
+        acknowledge(api.deployment_stage, "Serverless", rule, scaffolding)
+    get = api.root.node.find_child("GET")
+    for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
+        acknowledge(get, "AwsSolutions", rule, scaffolding)
+    register_nag(app)
+    assembly = app.synth()  # raises on any unacknowledged finding
+    report = json.loads((Path(assembly.directory) / "validation-report.json").read_text())
+    suppressed = {
+        (finding["ruleName"], construct["constructPath"])
+        for plugin in report["pluginReports"]
+        for finding in plugin.get("suppressedViolations", [])
+        for construct in finding["violatingConstructs"]
+    }
+    ours = {rule for rule, path in suppressed if "/Promotion/" in path}
+    assert {"AwsSolutions-SMG4", "Serverless-LambdaDLQ", "AwsSolutions-IAM5[Resource::*]"} <= ours, ours
+    webhook_route = {rule for rule, path in suppressed if "/registry/events/POST" in path}
+    assert webhook_route == {"AwsSolutions-APIG4", "AwsSolutions-COG4"}
