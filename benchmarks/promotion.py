@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -49,6 +50,7 @@ def start_mlflow(root: Path) -> tuple[subprocess.Popen[bytes], str]:
         "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
         "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
         "MLFLOW_WEBHOOK_CACHE_TTL": "1",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": Fernet.generate_key().decode(),
     }
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -73,6 +75,7 @@ def start_mlflow(root: Path) -> tuple[subprocess.Popen[bytes], str]:
         stderr=subprocess.STDOUT,
         env=env,
         cwd=root,
+        start_new_session=True,  # own process group: teardown stops its workers too
     )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -83,7 +86,7 @@ def start_mlflow(root: Path) -> tuple[subprocess.Popen[bytes], str]:
                 return process, url
         except OSError:
             time.sleep(0.5)
-    process.kill()
+    os.killpg(process.pid, signal.SIGKILL)
     raise SystemExit("mlflow server did not start")
 
 
@@ -264,11 +267,9 @@ def main() -> None:
             out.mkdir(parents=True, exist_ok=True)
             (out / "promotion.json").write_text(json.dumps(summary, indent=2))
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        from tests.integration.promotion.conftest import stop_server
+
+        stop_server(server)
 
 
 if __name__ == "__main__":
