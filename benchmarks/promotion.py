@@ -7,7 +7,8 @@ EventBridge to an SQS queue that a worker drains into lambda_promote.redeploy.ha
 
     .venv/bin/python -m benchmarks.promotion [--runs 5] [--refresh-seconds 1]
 
-Prints one line per run and a summary; writes benchmarks/results/promotion.json.
+Prints one line per run and a summary; writes
+benchmarks/results/promotion-<date>-refresh<R>s.json.
 """
 
 from __future__ import annotations
@@ -265,7 +266,8 @@ def main() -> None:
             )
             out = ROOT / "benchmarks" / "results"
             out.mkdir(parents=True, exist_ok=True)
-            (out / "promotion.json").write_text(json.dumps(summary, indent=2))
+            stamp = time.strftime("%Y-%m-%d")
+            (out / f"promotion-{stamp}-refresh{args.refresh_seconds:g}s.json").write_text(json.dumps(summary, indent=2))
     finally:
         from tests.integration.promotion.conftest import stop_server
 
