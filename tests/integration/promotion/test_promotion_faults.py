@@ -180,6 +180,18 @@ def test_breaking_signature_goes_live_with_force(aws: Aws, live_v1: dict[str, Pa
     assert live_version(aws) == "7"
 
 
+def test_registry_force_tag_lets_a_breaking_signature_through(
+    aws: Aws, live_v1: dict[str, Path], demo_registry: Any
+) -> None:
+    def resolve(promotion: ModelPromoted, dest: Path) -> Resolved:
+        return Resolved(copy_model(demo_registry.regressor_dir, dest), "test:7", None, force=True)
+
+    deployer = redeployer(aws, live_v1)
+    deployer.resolver = resolve
+    assert deployer.redeploy(ModelPromoted(MODEL, "7", "mlflow-alias")).status == "deployed"
+    assert manifests(aws)[-1]["signature_check"]["forced"] is True
+
+
 def test_superseded_while_staging_does_not_switch(aws: Aws, live_v1: dict[str, Path], tmp_path: Path) -> None:
     """The registry moved on between the first check and the switch."""
     live_v1["2"] = copy_model(live_v1["1"], tmp_path / "v2")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -130,3 +131,23 @@ def test_cli_promote_with_legacy_stage_goes_through_the_bus(
     assert mlflow_server.client().get_model_version(MODEL, v1).current_stage == "Production"
     status, body, _ = api(example_rows())
     assert status == 200 and body["model"]["version"] == v1
+
+
+def test_rest_resolver_downloads_proxied_artifacts_and_reads_force_tag(
+    mlflow_server: MlflowServer, tmp_path: Path
+) -> None:
+    from mlserve.promotion.events import ModelPromoted
+    from mlserve.promotion.mlflow_rest import MlflowRest
+    from mlserve.promotion.redeploy import RestRegistry
+
+    client = mlflow_server.client()
+    v2 = mlflow_server.versions["v2"]
+    registry = RestRegistry(MlflowRest(mlflow_server.url), alias="champion", stage="Production")
+    resolved = registry.resolve(ModelPromoted(MODEL, v2, "mlflow-alias"), tmp_path / "a")
+    assert (resolved.model_dir / "MLmodel").is_file() and (resolved.model_dir / "model.skops").is_file()
+    assert resolved.run_id == client.get_model_version(MODEL, v2).run_id and resolved.force is False
+    client.set_model_version_tag(MODEL, v2, "mlserve.force", "true")
+    try:
+        assert registry.resolve(ModelPromoted(MODEL, v2, "mlflow-alias"), tmp_path / "b").force is True
+    finally:
+        client.delete_model_version_tag(MODEL, v2, "mlserve.force")

@@ -22,7 +22,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -48,6 +48,7 @@ class VersionInfo:
     source: str | None
     current_stage: str | None
     aliases: list[str]
+    tags: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> VersionInfo:
@@ -58,6 +59,7 @@ class VersionInfo:
             source=data.get("source") or None,
             current_stage=data.get("current_stage") or None,
             aliases=list(data.get("aliases") or []),
+            tags={str(t.get("key")): str(t.get("value")) for t in data.get("tags") or [] if isinstance(t, dict)},
         )
 
 

@@ -53,6 +53,10 @@ class Resolved:
     model_dir: Path
     source_uri: str
     run_id: str | None
+    force: bool = False  # the registry asks for it (model version tag `mlserve.force=true`)
+
+
+FORCE_TAG = "mlserve.force"
 
 
 # (promotion) -> the version the registry promotes *now* (None: cannot tell, trust the event)
@@ -141,7 +145,8 @@ class RestRegistry:
         info = self.rest.get_version(promotion.model_name, promotion.version)
         uri = self.rest.download_uri(promotion.model_name, promotion.version)
         model_dir = download_model(uri, dest, rest=self.rest, s3_client=self.s3_client)
-        return Resolved(model_dir, f"models:/{promotion.model_name}/{promotion.version} ({uri})", info.run_id)
+        force = info.tags.get(FORCE_TAG, "").strip().lower() == "true"
+        return Resolved(model_dir, f"models:/{promotion.model_name}/{promotion.version} ({uri})", info.run_id, force)
 
 
 def artifact_only_resolver(s3_client: Any = None) -> Resolver:
@@ -246,7 +251,7 @@ class Redeployer:
                         source_event=promotion.to_detail(),
                         allow_pickle=self.config.allow_pickle,
                         extra={"promotion_source": promotion.source, "registry_uri": promotion.registry_uri},
-                        force=promotion.force,
+                        force=promotion.force or resolved.force,
                         before_activate=lambda: self._recheck(promotion),
                     ),
                 )
