@@ -82,6 +82,7 @@ def publish_model_uri(
     version: str | None = None,
     promoted_by: str = "mlserve publish",
     allow_pickle: bool = False,
+    force: bool = False,
 ) -> tuple[ResolvedModel, StageResult]:
     """Resolve an MLflow model URI and stage it into a store as the live version."""
     resolved = resolve_model_uri(uri, name=name, version=version)
@@ -95,6 +96,7 @@ def publish_model_uri(
             run_id=resolved.run_id,
             promoted_by=promoted_by,
             allow_pickle=allow_pickle,
+            force=force,
         ),
     )
     return resolved, result
