@@ -60,7 +60,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy layers/common/python/mlserve lambda_api lambda_batch lambda_promote examples benchmarks tests $(wildcard infra/*.py app.py)
 
-test: $(STAMP) $(NODE_STAMP) lint typecheck
+test: $(STAMP) $(NODE_STAMP) browser-deps lint typecheck
 	$(PY) -m pytest -q -p no:cacheprovider
 
 unit: $(STAMP)
