@@ -8,7 +8,7 @@ grants that function's role exactly what it needs.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
@@ -51,9 +51,9 @@ class AsyncInvocation:
     share the account's unreserved pool)."""
 
     retry_attempts: int = 2
-    max_event_age: Duration = Duration.hours(6)
+    max_event_age: Duration = field(default_factory=lambda: Duration.hours(6))
     reserved_concurrency: int | None = None
-    dlq_retention: Duration = Duration.days(14)
+    dlq_retention: Duration = field(default_factory=lambda: Duration.days(14))
 
 
 @dataclass(frozen=True)

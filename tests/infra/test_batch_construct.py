@@ -23,7 +23,7 @@ from tests.infra.conftest import CDK_JSON_CONTEXT
 
 def build(results_prefix: str = "results/", **context: Any) -> tuple[App, Stack, BatchScoring]:
     """The construct in a stack of its own, wired the way MlserveStack wires it."""
-    app = App(context={"aws:cdk:bundling-stacks": [], "aws:cdk:enable-asset-metadata": True})
+    app = App(context={**CDK_JSON_CONTEXT, "aws:cdk:bundling-stacks": [], "aws:cdk:enable-asset-metadata": True})
     stack = Stack(app, "BatchTest")
     config = ServingConfig.from_mapping({**CDK_JSON_CONTEXT, "batch_reserved_concurrency": 3, **context})
     store = ModelStore(stack, "ModelStore", config=config)
@@ -179,7 +179,7 @@ def test_config_drives_probabilities_retries_and_concurrency() -> None:
 
 
 def test_code_asset_is_the_lambda_batch_package(tmp_path: Path) -> None:
-    app = App(context={"aws:cdk:enable-asset-metadata": True}, outdir=str(tmp_path / "cdk.out"))
+    app = App(context={**CDK_JSON_CONTEXT, "aws:cdk:enable-asset-metadata": True}, outdir=str(tmp_path / "cdk.out"))
     stack = Stack(app, "BatchAsset")
     config = ServingConfig.from_mapping(CDK_JSON_CONTEXT)
     store = ModelStore(stack, "ModelStore", config=config)
