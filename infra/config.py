@@ -48,6 +48,12 @@ DEFAULTS: dict[str, Any] = {
     "throttle_burst_limit": 100,
     "quota_requests_per_day": 100000,
     "log_retention_days": 30,
+    # Batch scoring (S3-triggered): parallel scoring runs at most (an integer, or "none" to
+    # use the account's unreserved pool), Lambda's async retries (0-2) before an event goes
+    # to the dead-letter queue, and whether results carry class probabilities.
+    "batch_reserved_concurrency": 2,
+    "batch_retry_attempts": 2,
+    "batch_probabilities": False,
     "functions": {
         "api": {"memory_mb": 2048, "timeout_seconds": 29},
         "batch": {"memory_mb": 3008, "timeout_seconds": 900},
@@ -82,6 +88,9 @@ class ServingConfig:
     throttle_burst_limit: int
     quota_requests_per_day: int
     log_retention_days: int
+    batch_reserved_concurrency: int | None
+    batch_retry_attempts: int
+    batch_probabilities: bool
     api_function: FunctionSettings
     batch_function: FunctionSettings
     promote_function: FunctionSettings
@@ -127,6 +136,10 @@ class ServingConfig:
             throttle_burst_limit=_int("throttle_burst_limit", value("throttle_burst_limit"), 1, 5_000),
             quota_requests_per_day=_int("quota_requests_per_day", value("quota_requests_per_day"), 1, 10**9),
             log_retention_days=_log_retention(value("log_retention_days")),
+            batch_reserved_concurrency=_reserved_concurrency(value("batch_reserved_concurrency")),
+            # Lambda allows 0-2 retries for asynchronous invocations.
+            batch_retry_attempts=_int("batch_retry_attempts", value("batch_retry_attempts"), 0, 2),
+            batch_probabilities=_bool("batch_probabilities", value("batch_probabilities")),
             api_function=functions["api"],
             batch_function=functions["batch"],
             promote_function=functions["promote"],
@@ -254,3 +267,14 @@ def _log_retention(raw: Any) -> int:
     if days not in LOG_RETENTION_DAYS:
         raise ConfigError(f"context 'log_retention_days' must be one of {list(LOG_RETENTION_DAYS)}, got {raw!r}")
     return days
+
+
+def _reserved_concurrency(raw: Any) -> int | None:
+    """An integer cap, or ``none`` for no reservation. 0 is refused: Lambda would throttle
+    every event (the function could never run)."""
+    key = "batch_reserved_concurrency"
+    if isinstance(raw, str) and raw.strip().lower() == "none":
+        return None
+    if isinstance(raw, bool):
+        raise ConfigError(f"context {key!r} must be an integer or none, got {raw!r}")
+    return _int(key, raw, 1, 1000)

@@ -8,12 +8,14 @@ grants that function's role exactly what it needs.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.bundling import function_code
@@ -41,10 +43,26 @@ def log_retention(days: int) -> logs.RetentionDays:
 
 
 @dataclass(frozen=True)
+class AsyncInvocation:
+    """How an asynchronously invoked function (S3 or EventBridge event) handles failure:
+    Lambda retries ``retry_attempts`` times, drops events older than ``max_event_age``,
+    and sends what still failed to an SQS dead-letter queue (created by the factory) so
+    it can be inspected and re-driven. ``reserved_concurrency`` caps parallel runs (None:
+    share the account's unreserved pool)."""
+
+    retry_attempts: int = 2
+    max_event_age: Duration = field(default_factory=lambda: Duration.hours(6))
+    reserved_concurrency: int | None = None
+    dlq_retention: Duration = field(default_factory=lambda: Duration.days(14))
+
+
+@dataclass(frozen=True)
 class ServingFunction:
     function: lambda_.Function
     role: iam.Role
     log_group: logs.LogGroup
+    # Set for functions created with ``asynchronous=``: where failed events end up.
+    dead_letter_queue: sqs.Queue | None = None
 
 
 class FunctionFactory:
@@ -93,9 +111,12 @@ class FunctionFactory:
         settings: FunctionSettings,
         description: str,
         extra_environment: Mapping[str, str] | None = None,
+        asynchronous: AsyncInvocation | None = None,
     ) -> ServingFunction:
         """A function (plus its role and log group) in ``scope``, whose code asset is the
-        single top-level ``package`` directory of the repo."""
+        single top-level ``package`` directory of the repo. With ``asynchronous``, also its
+        async invoke config (retries, max event age, on-failure SQS queue ``<id>DeadLetterQueue``)
+        and reserved concurrency."""
         config = self.config
         removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
         log_group = logs.LogGroup(
@@ -134,7 +155,11 @@ class FunctionFactory:
             logging_format=lambda_.LoggingFormat.JSON,
             tracing=lambda_.Tracing.ACTIVE,
             environment={**self.base_environment(service), **(extra_environment or {})},
+            reserved_concurrent_executions=asynchronous.reserved_concurrency if asynchronous else None,
         )
+        dead_letter_queue = None
+        if asynchronous is not None:
+            dead_letter_queue = self._async_failure_handling(scope, construct_id, function, asynchronous)
         acknowledge(
             role,
             "AwsSolutions",
@@ -142,4 +167,45 @@ class FunctionFactory:
             "X-Ray tracing (Tracing.ACTIVE): xray:PutTraceSegments and "
             "xray:PutTelemetryRecords do not support resource-level permissions.",
         )
-        return ServingFunction(function=function, role=role, log_group=log_group)
+        return ServingFunction(function=function, role=role, log_group=log_group, dead_letter_queue=dead_letter_queue)
+
+    def _async_failure_handling(
+        self, scope: Construct, construct_id: str, function: lambda_.Function, settings: AsyncInvocation
+    ) -> sqs.Queue:
+        queue = sqs.Queue(
+            scope,
+            f"{construct_id}DeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=settings.dlq_retention,
+            removal_policy=RemovalPolicy.RETAIN if self.config.is_prod else RemovalPolicy.DESTROY,
+        )
+        # Async invocation: Lambda retries, then sends the event (with the error) to the
+        # queue. The destination grants the role sqs:SendMessage on this queue only.
+        function.configure_async_invoke(
+            retry_attempts=settings.retry_attempts,
+            max_event_age=settings.max_event_age,
+            on_failure=destinations.SqsDestination(queue),
+        )
+        acknowledge(
+            function,
+            "Serverless",
+            "Serverless-LambdaDLQ",
+            "Asynchronous failures go to an SQS on-failure destination (EventInvokeConfig), "
+            "which supersedes the legacy DeadLetterConfig and also records the error.",
+        )
+        acknowledge(
+            queue,
+            "AwsSolutions",
+            "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter (on-failure) destination of the function's "
+            "asynchronous invocations; a DLQ for the DLQ would only move the same messages.",
+        )
+        acknowledge(
+            queue,
+            "Serverless",
+            "Serverless-SQSRedrivePolicy",
+            "This queue is the end of the failure path (the function's on-failure destination); "
+            "its messages are inspected and re-driven by an operator, not by another consumer.",
+        )
+        return queue

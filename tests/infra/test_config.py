@@ -101,3 +101,39 @@ def test_invalid_context_names_the_key(overrides: dict[str, Any], message: str) 
 
 def test_auth_none_is_allowed_in_dev() -> None:
     assert config(auth="none").auth == "none"
+
+
+def test_batch_defaults() -> None:
+    cfg = config()
+    assert cfg.batch_reserved_concurrency == 2
+    assert cfg.batch_retry_attempts == 2
+    assert cfg.batch_probabilities is False
+    assert cfg.batch_function == FunctionSettings(memory_mb=3008, timeout_seconds=900)
+
+
+def test_batch_overrides_from_the_command_line() -> None:
+    cfg = config(batch_reserved_concurrency="10", batch_retry_attempts="0", batch_probabilities="true")
+    assert cfg.batch_reserved_concurrency == 10
+    assert cfg.batch_retry_attempts == 0
+    assert cfg.batch_probabilities is True
+    assert config(batch_reserved_concurrency="none").batch_reserved_concurrency is None
+    assert config(batch_reserved_concurrency="None").batch_reserved_concurrency is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("batch_reserved_concurrency", 0, "batch_reserved_concurrency"),
+        ("batch_reserved_concurrency", -1, "batch_reserved_concurrency"),
+        ("batch_reserved_concurrency", 1001, "batch_reserved_concurrency"),
+        ("batch_reserved_concurrency", True, "integer or none"),
+        ("batch_reserved_concurrency", "lots", "batch_reserved_concurrency"),
+        ("batch_retry_attempts", 3, "batch_retry_attempts"),
+        ("batch_retry_attempts", -1, "batch_retry_attempts"),
+        ("batch_probabilities", "yes", "batch_probabilities"),
+        ("batch_probabilities", 1, "batch_probabilities"),
+    ],
+)
+def test_batch_settings_are_validated(key: str, value: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config(**{key: value})

@@ -73,8 +73,22 @@ def test_every_raw_finding_is_acknowledged_specifically(variant: Synth, pack: ty
 def test_expected_acknowledgements_only(default_synth: Synth) -> None:
     rules = sorted({rule for pack in PACKS for rule, _ in raw_findings(default_synth, pack)})
     bucket_id = default_synth.logical_id(default_synth.stack.model_store.bucket)
+    batch_id = default_synth.logical_id(default_synth.stack.batch.bucket)
     assert rules == sorted(
         [
+            # batch role (infra/batch.py): CDK's prefix-scoped S3 grants
+            "AwsSolutions-IAM5[Action::s3:Abort*]",
+            "AwsSolutions-IAM5[Action::s3:GetBucket*]",
+            "AwsSolutions-IAM5[Action::s3:GetObject*]",
+            "AwsSolutions-IAM5[Action::s3:List*]",
+            f"AwsSolutions-IAM5[Resource::<{batch_id}.Arn>/incoming/*]",
+            f"AwsSolutions-IAM5[Resource::<{batch_id}.Arn>/results/*]",
+            f"AwsSolutions-IAM5[Resource::<{batch_id}.Arn>/results/.markers/*]",
+            # the batch DLQ (infra/functions.py, async functions)
+            "AwsSolutions-SQS3",
+            "Serverless-SQSRedrivePolicy",
+            # CDK's own BucketNotificationsHandler (infra/stack.py)
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
             "AwsSolutions-APIG2",
             "AwsSolutions-APIG3",
             "AwsSolutions-APIG4",
@@ -86,6 +100,12 @@ def test_expected_acknowledgements_only(default_synth: Synth) -> None:
             "Serverless-LambdaDLQ",
         ]
     )
+
+
+def test_cdk_managed_policy_is_acknowledged_only_on_the_notifications_handler(default_synth: Synth) -> None:
+    basic = "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]"
+    paths = {path for rule, path in raw_findings(default_synth, AwsSolutionsChecks) if rule == basic}
+    assert paths and all("/BucketNotificationsHandler" in path for path in paths), paths
 
 
 def test_iam_auth_satisfies_apig4_without_acknowledgement(iam_synth: Synth) -> None:

@@ -102,3 +102,103 @@ def test_read_grant_follows_the_model_name() -> None:
     bucket_arn = f"<{result.logical_id(result.stack.model_store.bucket)}.Arn>"
     assert allowed(statements, "s3:GetObject", f"{bucket_arn}/models/churn/live.json")
     assert not allowed(statements, "s3:GetObject", f"{bucket_arn}/models/demo-classifier/live.json")
+
+
+# --- batch scoring role ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def batch(default_synth: Synth) -> tuple[list[dict], str, str]:
+    stack = default_synth.stack
+    role_id = default_synth.logical_id(stack.batch.role)
+    batch_arn = f"<{default_synth.logical_id(stack.batch.bucket)}.Arn>"
+    model_arn = f"<{default_synth.logical_id(stack.model_store.bucket)}.Arn>"
+    return role_statements(default_synth, role_id), batch_arn, model_arn
+
+
+@pytest.mark.parametrize(
+    ("action", "key"),
+    [
+        ("s3:GetObject", "incoming/data.csv"),
+        ("s3:GetObjectVersion", "incoming/sub dir/données.csv.gz"),  # the event pins a version
+        ("s3:GetObject", "results/.markers/data.csv/3HL4kqtJlcpXroDTDmJ"),
+        ("s3:PutObject", "results/data.predictions.csv"),
+        ("s3:PutObject", "results/data.report.json"),
+        ("s3:PutObject", "results/.markers/data.csv/3HL4kqtJlcpXroDTDmJ"),
+        ("s3:AbortMultipartUpload", "results/data.predictions.csv"),
+    ],
+)
+def test_batch_role_can_use_its_batch_bucket_prefixes(
+    batch: tuple[list[dict], str, str], action: str, key: str
+) -> None:
+    statements, batch_arn, _ = batch
+    assert allowed(statements, action, f"{batch_arn}/{key}")
+
+
+@pytest.mark.parametrize(
+    ("action", "key"),
+    [
+        ("s3:PutObject", "incoming/data.csv"),  # input is never modified...
+        ("s3:DeleteObject", "incoming/data.csv"),  # ...nor deleted
+        ("s3:DeleteObjectVersion", "incoming/data.csv"),
+        ("s3:DeleteObject", "results/data.predictions.csv"),
+        ("s3:GetObject", "results/data.predictions.csv"),  # results: write-only (markers aside)
+        ("s3:GetObject", "other/secret.csv"),
+        ("s3:PutObject", "other/x.csv"),
+        ("s3:PutObjectAcl", "results/data.predictions.csv"),
+        ("s3:PutBucketPolicy", ""),
+        ("s3:PutBucketNotification", ""),
+    ],
+)
+def test_batch_role_cannot_in_its_batch_bucket(batch: tuple[list[dict], str, str], action: str, key: str) -> None:
+    statements, batch_arn, _ = batch
+    assert not allowed(statements, action, f"{batch_arn}/{key}" if key else batch_arn)
+
+
+def test_batch_role_reads_only_its_model(batch: tuple[list[dict], str, str]) -> None:
+    statements, _, model_arn = batch
+    assert allowed(statements, "s3:GetObject", f"{model_arn}/models/demo-classifier/live.json")
+    assert allowed(statements, "s3:GetObject", f"{model_arn}/models/demo-classifier/versions/3/model.skops")
+    assert allowed(statements, "s3:ListBucket", model_arn, {"s3:prefix": "models/demo-classifier/"})
+    for action, key in [
+        ("s3:GetObject", "models/other-model/live.json"),
+        ("s3:GetObject", "models/demo-classifier-evil/live.json"),
+        ("s3:PutObject", "models/demo-classifier/live.json"),
+        ("s3:DeleteObject", "models/demo-classifier/live.json"),
+        ("s3:PutObject", "results/x.csv"),  # results go to the batch bucket only
+    ]:
+        assert not allowed(statements, action, f"{model_arn}/{key}"), (action, key)
+    assert not allowed(statements, "s3:ListBucket", model_arn, {"s3:prefix": ""})
+
+
+def test_batch_role_has_no_delete_and_no_s3_star(batch: tuple[list[dict], str, str]) -> None:
+    statements, _, _ = batch
+    actions = {action for st in statements for action in as_list(st["Action"])}
+    assert not any(action.startswith("s3:Delete") or action in ("s3:*", "*") for action in actions)
+
+
+def test_batch_role_sends_failures_only_to_its_dead_letter_queue(
+    default_synth: Synth, batch: tuple[list[dict], str, str]
+) -> None:
+    statements, _, _ = batch
+    stack = default_synth.stack
+    queue_arn = f"<{default_synth.logical_id(stack.batch.dead_letter_queue)}.Arn>"
+    log_group_arn = f"<{default_synth.logical_id(stack.batch.log_group)}.Arn>"
+    assert allowed(statements, "sqs:SendMessage", queue_arn)
+    assert not allowed(statements, "sqs:ReceiveMessage", queue_arn)
+    assert not allowed(statements, "sqs:DeleteMessage", queue_arn)
+    assert allowed(statements, "logs:PutLogEvents", log_group_arn)
+    api_log_group = f"<{default_synth.logical_id(stack.online_api.serving.log_group)}.Arn>"
+    assert not allowed(statements, "logs:PutLogEvents", api_log_group)
+    wildcard = [st for st in statements if "*" in [render(r) for r in as_list(st["Resource"])]]
+    assert wildcard and all(a.startswith("xray:") for st in wildcard for a in as_list(st["Action"]))
+
+
+def test_api_role_cannot_touch_the_batch_bucket(
+    api: tuple[Synth, list[dict], str, str], batch: tuple[list[dict], str, str]
+) -> None:
+    _, api_statements, _, _ = api
+    _, batch_arn, _ = batch
+    for action in ("s3:GetObject", "s3:PutObject"):
+        assert not allowed(api_statements, action, f"{batch_arn}/incoming/data.csv")
+        assert not allowed(api_statements, action, f"{batch_arn}/results/data.predictions.csv")

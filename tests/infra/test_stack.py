@@ -170,7 +170,7 @@ def test_context_overrides_reach_the_function() -> None:
 
 def test_every_log_group_has_the_configured_retention(default_synth: Synth, prod_synth: Synth) -> None:
     log_groups = default_synth.of_type("AWS::Logs::LogGroup")
-    assert len(log_groups) == 2  # function logs + API access logs
+    assert len(log_groups) == 3  # API function logs + API access logs + batch function logs
     for log_group in log_groups.values():
         assert log_group["Properties"]["RetentionInDays"] == 30
         assert log_group["DeletionPolicy"] == "Delete"
@@ -201,7 +201,13 @@ def test_api_proxies_every_path_to_the_live_alias(default_synth: Synth) -> None:
         assert f"<{alias_id}>" in render(props["Integration"]["Uri"])
     resource = only(default_synth.of_type("AWS::ApiGateway::Resource"))[1]
     assert resource["Properties"]["PathPart"] == "{proxy+}"
-    for permission in default_synth.of_type("AWS::Lambda::Permission").values():
+    api_permissions = [
+        permission
+        for permission in default_synth.of_type("AWS::Lambda::Permission").values()
+        if permission["Properties"]["Principal"] != "s3.amazonaws.com"  # batch notifications
+    ]
+    assert len(api_permissions) == 4  # test-invoke + invoke, for each of the two methods
+    for permission in api_permissions:
         assert permission["Properties"]["FunctionName"] == {"Ref": alias_id}
         assert permission["Properties"]["Principal"] == "apigateway.amazonaws.com"
 
@@ -277,6 +283,123 @@ def test_no_auth_for_local_emulators() -> None:
     assert not result.of_type("AWS::ApiGateway::ApiKey")
 
 
+# --- batch scoring -------------------------------------------------------------------
+
+
+def batch_function(result: Synth) -> dict[str, Any]:
+    return result.resources[result.logical_id(result.stack.batch.function)]
+
+
+def test_batch_bucket_has_the_model_buckets_hardening(default_synth: Synth) -> None:
+    store = default_synth.stack.model_store
+    model = default_synth.resources[default_synth.logical_id(store.bucket)]["Properties"]
+    batch_id = default_synth.logical_id(default_synth.stack.batch.bucket)
+    batch = default_synth.resources[batch_id]["Properties"]
+    for key in ("VersioningConfiguration", "BucketEncryption", "PublicAccessBlockConfiguration", "OwnershipControls"):
+        assert batch[key] == model[key], key
+    assert batch["LoggingConfiguration"] == {
+        "DestinationBucketName": {"Ref": default_synth.logical_id(store.access_log_bucket)},
+        "LogFilePrefix": "batch-bucket/",
+    }
+    rules = {rule["Id"]: rule for rule in batch["LifecycleConfiguration"]["Rules"]}
+    assert rules["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    default_synth.template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "Bucket": {"Ref": batch_id},
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})]
+                )
+            },
+        },
+    )
+
+
+def test_batch_function_is_built_like_the_api_function(default_synth: Synth) -> None:
+    _, api = api_function(default_synth)
+    props = batch_function(default_synth)["Properties"]
+    assert props["Handler"] == "lambda_batch.handler.handler"
+    for key in ("Runtime", "Architectures", "Layers", "TracingConfig"):
+        assert props[key] == api["Properties"][key], key
+    assert props["Runtime"] == "python3.14"
+    assert props["MemorySize"] == 3008
+    assert props["Timeout"] == 900
+    assert props["ReservedConcurrentExecutions"] == 2
+    assert props["LoggingConfig"] == {
+        "LogFormat": "JSON",
+        "LogGroup": {"Ref": default_synth.logical_id(default_synth.stack.batch.log_group)},
+    }
+    env = props["Environment"]["Variables"]
+    bucket_id = default_synth.logical_id(default_synth.stack.model_store.bucket)
+    assert render(env["MLSERVE_STORE"]) == f"s3://<{bucket_id}>"
+    assert env["MLSERVE_MODEL_NAME"] == "demo-classifier"
+    assert env["MLSERVE_RESULTS_PREFIX"] == "results/"
+    assert env["MLSERVE_BATCH_PROBABILITIES"] == "false"
+    assert env["POWERTOOLS_SERVICE_NAME"] == "mlserve-batch"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "mlserve"
+
+
+def test_batch_async_retries_and_dead_letter_queue(default_synth: Synth) -> None:
+    batch = default_synth.stack.batch
+    _, config = only(default_synth.of_type("AWS::Lambda::EventInvokeConfig"))
+    props = config["Properties"]
+    assert props["FunctionName"] == {"Ref": default_synth.logical_id(batch.function)}
+    assert props["MaximumRetryAttempts"] == 2
+    assert props["MaximumEventAgeInSeconds"] == 6 * 3600
+    queue_id = default_synth.logical_id(batch.dead_letter_queue)
+    assert props["DestinationConfig"] == {"OnFailure": {"Destination": {"Fn::GetAtt": [queue_id, "Arn"]}}}
+    queue = default_synth.resources[queue_id]
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert queue["DeletionPolicy"] == "Delete"
+
+
+def test_batch_notifications_only_for_incoming_csv(default_synth: Synth) -> None:
+    _, notifications = only(default_synth.of_type("Custom::S3BucketNotifications"))
+    props = notifications["Properties"]
+    assert props["BucketName"] == {"Ref": default_synth.logical_id(default_synth.stack.batch.bucket)}
+    configs = props["NotificationConfiguration"]["LambdaFunctionConfigurations"]
+    function_id = default_synth.logical_id(default_synth.stack.batch.function)
+    assert all(c["LambdaFunctionArn"] == {"Fn::GetAtt": [function_id, "Arn"]} for c in configs)
+    assert sorted(
+        tuple(sorted((r["Name"], r["Value"]) for r in c["Filter"]["Key"]["FilterRules"])) for c in configs
+    ) == [
+        (("prefix", "incoming/"), ("suffix", ".csv")),
+        (("prefix", "incoming/"), ("suffix", ".csv.gz")),
+    ]
+    [permission] = [
+        p
+        for p in default_synth.of_type("AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "s3.amazonaws.com"
+    ]
+    assert permission["Properties"]["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
+
+
+def test_batch_settings_follow_context() -> None:
+    result = synth(
+        batch_reserved_concurrency=5,
+        batch_retry_attempts=1,
+        batch_probabilities=True,
+        functions={"batch": {"memory_mb": 4096, "timeout_seconds": 600}},
+        architecture="x86_64",
+    )
+    props = batch_function(result)["Properties"]
+    assert props["ReservedConcurrentExecutions"] == 5
+    assert props["MemorySize"] == 4096 and props["Timeout"] == 600
+    assert props["Architectures"] == ["x86_64"]
+    assert props["Environment"]["Variables"]["MLSERVE_BATCH_PROBABILITIES"] == "true"
+    _, config = only(result.of_type("AWS::Lambda::EventInvokeConfig"))
+    assert config["Properties"]["MaximumRetryAttempts"] == 1
+    assert "ReservedConcurrentExecutions" not in batch_function(synth(batch_reserved_concurrency="none"))["Properties"]
+
+
+def test_prod_retains_batch_bucket_and_queue(prod_synth: Synth) -> None:
+    batch = prod_synth.stack.batch
+    for construct in (batch.bucket, batch.dead_letter_queue, batch.log_group):
+        assert prod_synth.resources[prod_synth.logical_id(construct)]["DeletionPolicy"] == "Retain"
+
+
 # --- outputs -------------------------------------------------------------------------
 
 
@@ -289,6 +412,8 @@ def test_outputs(default_synth: Synth) -> None:
     assert outputs["ApiKeyId"]["Value"] == {"Ref": key_id}
     bucket_id = default_synth.logical_id(default_synth.stack.model_store.bucket)
     assert outputs["ModelBucketName"]["Value"] == {"Ref": bucket_id}
+    batch_bucket_id = default_synth.logical_id(default_synth.stack.batch.bucket)
+    assert outputs["BatchBucketName"]["Value"] == {"Ref": batch_bucket_id}
 
 
 def test_environment_agnostic_without_lookups(default_synth: Synth) -> None:
