@@ -6,6 +6,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from mangum import Mangum
+from mangum.types import LambdaContext, LambdaEvent
 
 from lambda_api.app import app
 from mlserve.observability import API_GATEWAY_REQUEST_ID, instrument
@@ -51,7 +52,9 @@ class ObservedMangum(Mangum):
         super().__init__(asgi, **kwargs)
         self._observed = instrument(super().__call__, correlation_id_path=API_GATEWAY_REQUEST_ID)
 
-    def __call__(self, event: Any, context: Any) -> dict[str, Any]:
+    def __call__(self, event: LambdaEvent, context: LambdaContext) -> dict[str, Any]:
+        if context is None:  # called outside Lambda (tools, some tests): no context to log
+            return super().__call__(event, context)
         result: dict[str, Any] = self._observed(event, context)
         return result
 
