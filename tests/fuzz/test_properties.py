@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -111,7 +111,7 @@ def test_generated_valid_rows_validate_and_become_a_frame(case: Any) -> None:
     schema = compile_schema("fuzz", columns)
     validated = schema.validate_rows(rows, forbid_extra=True)
     assert len(validated) == len(rows)
-    body = orjson.dumps({"instances": rows})
+    body = json.dumps({"instances": rows}).encode()
     assert len(schema.validate_predict_body(body)["instances"]) == len(rows)
     frame = rows_to_frame(validated, columns)
     assert list(frame.columns) == [c.name for c in columns]
@@ -135,7 +135,7 @@ def test_invalid_value_is_refused_naming_the_column(case: Any, data: Any) -> Non
     assert error.status == 422
     assert any(detail.loc[:2] == [index, column.name] for detail in error.details), error.details
     with pytest.raises(InputError) as raised_json:
-        schema.validate_predict_body(orjson.dumps({"instances": rows}))
+        schema.validate_predict_body(json.dumps({"instances": rows}).encode())
     assert any(detail.loc[:3] == ["instances", index, column.name] for detail in raised_json.value.details)
 
 
