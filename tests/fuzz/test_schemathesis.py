@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from lambda_api.app import create_app
@@ -52,8 +53,19 @@ def api_schema(demo_registry: Any, tmp_path_factory: pytest.TempPathFactory) -> 
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
-# (path, method) of every operation; a test checks the list matches the live schema.
-OPERATIONS = [("/predict", "POST"), ("/invocations", "POST"), ("/health", "GET"), ("/model", "GET")]
+def _operations() -> list[tuple[str, str]]:
+    """(path, method) of every documented operation, read from the app itself at collection
+    time (no model needed: the request schemas are placeholders until one is live)."""
+    from mlserve.errors import MlserveError
+
+    def no_model() -> tuple[LiveModel, Settings]:
+        raise MlserveError("collection only")
+
+    paths = create_app(no_model).openapi()["paths"]
+    return sorted((path, method.upper()) for path, item in paths.items() for method in item)
+
+
+OPERATIONS = _operations()
 MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
 
 
@@ -86,8 +98,6 @@ def check_response(case: Any) -> None:
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
 @pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[f"{m} {p}" for p, m in OPERATIONS])
 def test_no_server_errors_and_4xx_in_error_format(api_schema: Any, path: str, method: str, mode: Any) -> None:
-    if method == "GET" and mode is GenerationMode.NEGATIVE:
-        pytest.skip("GET operations take no input: there is nothing to make invalid")
     operation = api_schema[path][method]
 
     @given(case=operation.as_strategy(generation_mode=mode))
@@ -102,7 +112,10 @@ def test_no_server_errors_and_4xx_in_error_format(api_schema: Any, path: str, me
     def run(case: Any) -> None:
         check_response(case)
 
-    run()
+    try:
+        run()
+    except Unsatisfiable:
+        pytest.skip(f"{method} {path} takes no input that can be made invalid")
 
 
 def test_operations_cover_the_schema(api_schema: Any) -> None:
