@@ -46,7 +46,9 @@ def deps_layer(architecture: str, python_version: str) -> Path:
 
 
 def largest(path: Path, count: int = 8) -> list[dict[str, Any]]:
-    sizes = [(directory_size(child) if child.is_dir() else child.stat().st_size, child.name) for child in path.iterdir()]
+    sizes = [
+        (directory_size(child) if child.is_dir() else child.stat().st_size, child.name) for child in path.iterdir()
+    ]
     return [{"name": name, "mb": round(size / MB, 1)} for size, name in sorted(sizes, reverse=True)[:count]]
 
 

@@ -24,8 +24,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,9 @@ def wait_ready(url: str, body: bytes, timeout: float, proc: subprocess.Popen[byt
 def server(command: list[str], env: dict[str, str], url: str, body: bytes, log: Path) -> Iterator[None]:
     """Start a server in its own process group; always kill that group (and only it)."""
     with log.open("wb") as out:
-        proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             wait_ready(url, body, 120, proc)
             for _ in range(20):  # warm every worker
@@ -139,18 +141,11 @@ def servers(store_uri: str, model_dir: Path, workers: int) -> dict[str, tuple[li
     }
     mlflow_env = {**os.environ, "PYTHONPATH": str(ROOT)}
     port = "{port}"
-    return {
-        "mlserve": (
-            [sys.executable, "-m", "uvicorn", "lambda_api.app:app", "--host", "127.0.0.1", "--port", port]
-            + ["--workers", str(workers)],
-            ours_env,
-        ),
-        "mlflow": (
-            [str(bin_dir / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local"]
-            + ["--host", "127.0.0.1", "--port", port, "--workers", str(workers)],
-            mlflow_env,
-        ),
-    }
+    ours = [sys.executable, "-m", "uvicorn", "lambda_api.app:app", "--host", "127.0.0.1", "--port", port]
+    peer = [str(bin_dir / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local"]
+    peer += ["--host", "127.0.0.1", "--port", port]
+    workers_args = ["--workers", str(workers)]
+    return {"mlserve": ([*ours, *workers_args], ours_env), "mlflow": ([*peer, *workers_args], mlflow_env)}
 
 
 def measure(

@@ -120,7 +120,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     for key in ("rows=1,c=8", "rows=100,c=8"):
         if key in http:
             ratio = http[key]["rps_ratio_median"]
-            rows.append((f"≥ 3× requests/s of mlflow models serve ({key})", f"{ratio:.2f}×", _met(ratio >= 3)))
+            rows.append((f"≥ 3x requests/s of mlflow models serve ({key})", f"{ratio:.2f}x", _met(ratio >= 3)))
     cold = results.get("cold")
     if cold and "ratio_median" in cold:
         ratio = cold["ratio_median"]
@@ -132,9 +132,9 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     batch = results.get("batch", {})
     ratio = _find(batch, "ratio")
     if isinstance(ratio, int | float):
-        rows.append(("batch ≥ 5× mlflow models predict rows/s", f"{ratio:.2f}×", _met(ratio >= 5)))
+        rows.append(("batch ≥ 5x mlflow models predict rows/s", f"{ratio:.2f}x", _met(ratio >= 5)))
     else:
-        rows.append(("batch ≥ 5× mlflow models predict rows/s", "not measured", "see batch section"))
+        rows.append(("batch ≥ 5x mlflow models predict rows/s", "not measured", "see batch section"))
     return rows
 
 
@@ -176,7 +176,7 @@ def markdown(results: dict[str, Any]) -> str:
     if warm:
         lines += [
             "",
-            f"## 1. Warm in-process handler vs raw `model.predict` ({warm['rounds']} rounds × "
+            f"## 1. Warm in-process handler vs raw `model.predict` ({warm['rounds']} rounds x "
             f"{warm['calls_per_round']} calls)",
             "",
             "API Gateway v1 event → Mangum → FastAPI `/predict` → validate → frame → predict → JSON, "
@@ -188,14 +188,14 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         for n, r in warm["by_rows"].items():
             cells = [fmt(r[k], 3) for k in ("handler_p50_ms", "handler_p99_ms", "predict_p50_ms", "predict_p99_ms")]
-            cells += [fmt(r["overhead_p50_ms"], 3), fmt(r["ratio_p50"]) + "×"]
+            cells += [fmt(r["overhead_p50_ms"], 3), fmt(r["ratio_p50"]) + "x"]
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
     http = results.get("http")
     if http:
         lines += [
             "",
             f"## 2. HTTP `/invocations`: mlserve (uvicorn) vs `mlflow models serve` "
-            f"(wrk, {http['duration_s']:.0f} s × {http['repeats']} runs per cell, loopback)",
+            f"(wrk, {http['duration_s']:.0f} s x {http['repeats']} runs per cell, loopback)",
             "",
             f"- mlserve: `{http['commands']['mlserve']}`",
             f"- mlflow: `{http['commands']['mlflow']}`",
@@ -206,7 +206,7 @@ def markdown(results: dict[str, Any]) -> str:
         for key, entry in http["table"].items():
             for side in ("mlserve", "mlflow"):
                 s = entry[side]
-                ratio = f"{entry['rps_ratio_median']:.2f}×" if side == "mlserve" else ""
+                ratio = f"{entry['rps_ratio_median']:.2f}x" if side == "mlserve" else ""
                 lines.append(
                     f"| {key} | {side} | {fmt(s['requests_per_s'], 0)} | {fmt(s['p50_ms'])} | {fmt(s['p99_ms'])} "
                     f"| {s['errors']:.0f} | {ratio} |"
@@ -272,9 +272,10 @@ def main() -> None:
         "wrk": wrk_version(),
         "errors": {},
     }
+    calls = 300 if args.quick else 1000
     steps: list[tuple[str, Any]] = [
         ("size", lambda: _size()),
-        ("warm", lambda: run_warm(store_uri, features, [1, 100, 1000], 300 if args.quick else 1000, 3 if args.quick else 5)),
+        ("warm", lambda: run_warm(store_uri, features, [1, 100, 1000], calls, 3 if args.quick else 5)),
         ("cold", lambda: _cold(store_uri, model_dir, features, 3 if args.quick else 7)),
         ("http", lambda: run_http(store_uri, model_dir, features, args.quick)),
         ("batch", run_batch),

@@ -104,7 +104,6 @@ def test_predict_rows_on_an_array_fitted_model_equals_frame_predict() -> None:
 
     from sklearn.linear_model import LogisticRegression
 
-    from mlserve.mlmodel import ModelSpec
     from mlserve.schema import compile_schema
     from mlserve.scoring import LoadedModel, ModelIdentity, model_input, predict_rows
 
@@ -115,7 +114,7 @@ def test_predict_rows_on_an_array_fitted_model_equals_frame_predict() -> None:
     model = LoadedModel(
         identity=ModelIdentity("m", "1", None),
         estimator=estimator,
-        spec=spec if not isinstance(spec, ModelSpec) else spec,
+        spec=spec,
         schema=compile_schema("m", columns),
         pointer={},
         model_dir=Path("."),
