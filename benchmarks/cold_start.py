@@ -103,6 +103,22 @@ def local_layer() -> Path:
     return pip_target(CACHE / f"deps-local-{tag}", [])
 
 
+def with_bytecode(layer: Path) -> Path:
+    """The same pruned layer plus `compileall` bytecode (hard-linked copy). Lambda's /opt is
+    read-only, so a layer shipped without __pycache__ recompiles every module on every
+    cold start; this variant shows what shipping bytecode for the runtime's Python saves."""
+    target = layer.with_name(layer.name + "-pyc")
+    marker = target / ".complete"
+    stamp = (layer / ".complete").read_text()
+    if marker.is_file() and marker.read_text() == stamp:
+        return target
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(layer, target, copy_function=os.link)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", str(target)], check=True, capture_output=True)
+    marker.write_text(stamp)
+    return target
+
+
 def one_row_body(features: Any) -> str:
     return json.dumps({"instances": features.head(1).to_dict(orient="records")})
 
@@ -120,41 +136,45 @@ def _run(command: list[str], env: dict[str, str]) -> dict[str, Any]:
 def measure(store_uri: str, model_dir: Path, features: Any, runs: int) -> dict[str, Any]:
     body = one_row_body(features)
     layer = local_layer()
+    compiled = with_bytecode(layer)
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "MLFLOW_"))}
-    ours_env = {
-        **base_env,
-        # Lambda's layout: /opt/python (layers) + the function code; nothing else.
-        "PYTHONPATH": os.pathsep.join([str(layer), str(ROOT / "layers" / "common" / "python"), str(ROOT)]),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "MLSERVE_STORE": store_uri,
-        "MLSERVE_MODEL_NAME": "demo-classifier",
-    }
+
+    def ours_env(site: Path) -> dict[str, str]:
+        return {
+            **base_env,
+            # Lambda's layout: the layers (/opt/python) + the function code; nothing else.
+            "PYTHONPATH": os.pathsep.join([str(site), str(ROOT / "layers" / "common" / "python"), str(ROOT)]),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "MLSERVE_STORE": store_uri,
+            "MLSERVE_MODEL_NAME": "demo-classifier",
+        }
+
     peer_env = {**base_env, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
-    # -S: no site-packages, only the pruned layer. -I would also drop PYTHONPATH.
+    # -S: no site-packages, only the pruned layer. (-I would also drop PYTHONPATH.)
     ours_cmd = [sys.executable, "-S", "-c", OURS_SCRIPT, body]
     peer_cmd = [sys.executable, "-c", PYFUNC_SCRIPT, body, str(model_dir)]
-    # Bytecode: Lambda layers ship without .pyc (pruned), so every cold start compiles;
-    # the peer's venv has .pyc from installation. One untimed run each warms the OS page cache.
-    _run(ours_cmd, ours_env)
-    _run(peer_cmd, peer_env)
-    ours: list[dict[str, Any]] = []
-    peer: list[dict[str, Any]] = []
-    for _ in range(runs):  # interleaved so machine noise hits both sides alike
-        ours.append(_run(ours_cmd, ours_env))
-        peer.append(_run(peer_cmd, peer_env))
-    ours_total = summary([r["total_s"] * 1000 for r in ours])
-    peer_total = summary([r["total_s"] * 1000 for r in peer])
-    return {
-        "runs": runs,
-        "mlserve": {
-            "total_ms": ours_total,
-            "import_ms": summary([r["import_s"] * 1000 for r in ours]),
-            "heavy_modules": ours[-1]["heavy_modules"],
-            "python_path": "pruned layer target dir (python -S)",
-        },
-        "pyfunc": {"total_ms": peer_total, "import_ms": summary([r["import_s"] * 1000 for r in peer])},
-        "ratio_median": ours_total["p50"] / peer_total["p50"],
+    sides: dict[str, tuple[list[str], dict[str, str]]] = {
+        "mlserve_no_pyc": (ours_cmd, ours_env(layer)),
+        "mlserve_pyc": (ours_cmd, ours_env(compiled)),
+        "pyfunc": (peer_cmd, peer_env),
     }
+    for command, env in sides.values():  # untimed: warms the OS page cache for every side
+        _run(command, env)
+    samples: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
+    for _ in range(runs):  # interleaved so machine noise hits every side alike
+        for name, (command, env) in sides.items():
+            samples[name].append(_run(command, env))
+    result: dict[str, Any] = {"runs": runs}
+    for name, values in samples.items():
+        result[name] = {
+            "total_ms": summary([r["total_s"] * 1000 for r in values]),
+            "import_ms": summary([r["import_s"] * 1000 for r in values]),
+        }
+    result["mlserve_pyc"]["heavy_modules"] = samples["mlserve_pyc"][-1]["heavy_modules"]
+    peer = result["pyfunc"]["total_ms"]["p50"]
+    result["ratio_median"] = result["mlserve_pyc"]["total_ms"]["p50"] / peer
+    result["ratio_median_no_pyc"] = result["mlserve_no_pyc"]["total_ms"]["p50"] / peer
+    return result
 
 
 def main() -> None:
@@ -163,10 +183,10 @@ def main() -> None:
     args = parser.parse_args()
     store_uri, model_dir, features = demo_store()
     result = measure(store_uri, model_dir, features, args.runs)
-    o, p = result["mlserve"]["total_ms"], result["pyfunc"]["total_ms"]
-    print(f"mlserve cold start: min {o['min']:.0f} / median {o['p50']:.0f} / max {o['max']:.0f} ms")
-    print(f"pyfunc  cold start: min {p['min']:.0f} / median {p['p50']:.0f} / max {p['max']:.0f} ms")
-    print(f"ratio (median): {result['ratio_median']:.2f}")
+    for side in ("mlserve_no_pyc", "mlserve_pyc", "pyfunc"):
+        t = result[side]["total_ms"]
+        print(f"{side:15} cold start: min {t['min']:.0f} / median {t['p50']:.0f} / max {t['max']:.0f} ms")
+    print(f"ratio (median, with bytecode): {result['ratio_median']:.2f}; without: {result['ratio_median_no_pyc']:.2f}")
     print(write_results("cold-start", result))
 
 

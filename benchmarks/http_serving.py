@@ -121,7 +121,7 @@ def run_wrk(url: str, body_file: Path, connections: int, duration: float) -> dic
         "f:close()\n"
     )
     threads = min(connections, 2)
-    command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url]
+    command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{int(duration)}s", "--latency", "-s", str(script), url]
     out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=duration + 60)
     return parse_wrk(out.stdout)
 
@@ -139,7 +139,8 @@ def servers(store_uri: str, model_dir: Path, workers: int) -> dict[str, tuple[li
         "MLSERVE_MAX_ROWS": "100000",
         "PYTHONPATH": str(ROOT),
     }
-    mlflow_env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # mlflow execs `uvicorn` from PATH: the venv's.
+    mlflow_env = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     port = "{port}"
     ours = [sys.executable, "-m", "uvicorn", "lambda_api.app:app", "--host", "127.0.0.1", "--port", port]
     peer = [str(bin_dir / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local"]
