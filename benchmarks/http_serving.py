@@ -2,10 +2,15 @@
 --env-manager local`, both on `/invocations`, same model, same payloads, same load
 generator (wrk), concurrency 1 and 8, on loopback.
 
-    python -m benchmarks.http_serving [--duration 5] [--repeats 3] [--rows 1,100] [--workers 2]
+    python -m benchmarks.http_serving [--duration 5] [--repeats 3] [--rows 1,100] [--workers 1]
 
-Both servers run with the same number of uvicorn worker processes (`--workers`, default
-2 = the cores of the benchmark machine) and uvicorn's defaults otherwise.
+Both servers run the same uvicorn (the dev venv's) with the same worker count —
+`--workers 1` by default, which is `mlflow models serve`'s default — and uvicorn's
+defaults otherwise (access log on for both). Why not 2 workers on 2 cores: with
+`--workers N>1` uvicorn binds its listening socket itself with proto=0, so asyncio
+never sets TCP_NODELAY on accepted connections, and every small response (headers and
+body are two writes) waits ~40 ms for the client's delayed ACK — on both sides alike,
+which turns the comparison into a measurement of that timer.
 """
 
 from __future__ import annotations
@@ -191,7 +196,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rows", default="1,100")
     parser.add_argument("--connections", default="1,8")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     store_uri, model_dir, features = demo_store()
     result = measure(

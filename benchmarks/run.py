@@ -63,7 +63,7 @@ def run_http(store_uri: str, model_dir: Path, features: Any, quick: bool) -> dic
         connections=[1, 8],
         duration=3 if quick else 8,
         repeats=2 if quick else 3,
-        workers=2,
+        workers=1,
     )
     table: dict[str, Any] = {}
     for key, sides in result["runs"].items():
