@@ -127,3 +127,91 @@ def test_predict_rows_on_an_array_fitted_model_equals_frame_predict() -> None:
     assert result.predictions == estimator.predict(X).tolist()
     assert result.probabilities is not None
     np.testing.assert_allclose([[p["0"], p["1"]] for p in result.probabilities], estimator.predict_proba(X))
+
+
+# ------------------------------------------------------------------ validation fast path
+DOUBLES = tuple(ColumnSpec(name, "double") for name in ("mean radius", "b", "c"))
+
+
+def outcome(call: Any) -> Any:
+    from mlserve.errors import InputError
+
+    try:
+        return ("ok", call())
+    except InputError as exc:
+        return ("error", exc.status, exc.code, exc.message, [d.to_dict() for d in exc.details])
+
+
+def schemas() -> tuple[Any, Any]:
+    import dataclasses
+
+    from mlserve.schema import compile_schema
+
+    fast = compile_schema("m", DOUBLES, max_rows=3)
+    assert fast.fast_rows is not None
+    return fast, dataclasses.replace(fast, fast_rows=None)
+
+
+GOOD = {"mean radius": 1.5, "b": -2.0, "c": 1e300}
+BODIES = [
+    {"instances": [GOOD]},
+    {"instances": [GOOD, GOOD], "probabilities": True},
+    {"instances": [{**GOOD, "b": 2}]},  # int: pydantic converts, fast path defers
+    {"instances": [{**GOOD, "b": True}]},
+    {"instances": [{**GOOD, "b": "1.0"}]},
+    {"instances": [{**GOOD, "b": None}]},
+    {"instances": [{"mean radius": 1.0, "b": 2.0}]},
+    {"instances": [{**GOOD, "extra": 1.0}]},
+    {"instances": [GOOD], "probabilities": 1},
+    {"instances": [GOOD], "other": 1},
+    {"instances": []},
+    {"instances": [GOOD] * 4},
+    {"instances": [[1.0, 2.0, 3.0]]},
+    {"instances": GOOD},
+    [GOOD],
+]
+
+
+@pytest.mark.parametrize("payload", BODIES)
+def test_fast_predict_body_matches_pydantic(payload: Any) -> None:
+    import json
+
+    fast, slow = schemas()
+    body = json.dumps(payload).encode()
+    assert outcome(lambda: fast.validate_predict_body(body)) == outcome(lambda: slow.validate_predict_body(body))
+
+
+@pytest.mark.parametrize("raw", [b'{"instances": [{"mean radius": 1e400, "b": 1.0, "c": 1.0}]}', b"{", b"", b"NaN"])
+def test_fast_predict_body_defers_on_odd_json(raw: bytes) -> None:
+    fast, slow = schemas()
+    assert outcome(lambda: fast.validate_predict_body(raw)) == outcome(lambda: slow.validate_predict_body(raw))
+
+
+@pytest.mark.parametrize("forbid_extra", [True, False])
+@pytest.mark.parametrize("payload", BODIES)
+def test_fast_validate_rows_matches_pydantic(payload: Any, forbid_extra: bool) -> None:
+    fast, slow = schemas()
+    rows = payload.get("instances") if isinstance(payload, dict) else payload
+    assert outcome(lambda: fast.validate_rows(rows, forbid_extra=forbid_extra)) == outcome(
+        lambda: slow.validate_rows(rows, forbid_extra=forbid_extra)
+    )
+
+
+def test_fast_rows_carry_the_same_matrix_the_frame_would_have() -> None:
+    from mlserve.schema import ValidatedRows
+
+    fast, slow = schemas()
+    rows = [GOOD, {"c": 3.0, "b": 2.0, "mean radius": 1.0}]
+    validated = fast.validate_rows(rows, forbid_extra=True)
+    assert isinstance(validated, ValidatedRows)
+    assert validated == slow.validate_rows(rows, forbid_extra=True)
+    pd.testing.assert_frame_equal(rows_to_frame(validated, DOUBLES), slow_frame(list(rows), DOUBLES))
+    assert rows_to_matrix(validated, frame_plan(DOUBLES)) is validated.matrix
+
+
+def test_no_fast_path_for_other_signatures() -> None:
+    from mlserve.schema import compile_schema
+
+    assert compile_schema("m", columns_of("long", 3)).fast_rows is None
+    assert compile_schema("m", columns_of("double", 3, optional=True)).fast_rows is None
+    assert compile_schema("m", columns_of("double", 1)).fast_rows is None

@@ -17,7 +17,7 @@ import numpy as np
 from mlserve.errors import InputError
 from mlserve.loader import load_estimator
 from mlserve.mlmodel import ColumnSpec, ModelSpec
-from mlserve.schema import DEFAULT_MAX_ROWS, NUMPY_DTYPES, RequestSchema, compile_schema
+from mlserve.schema import DEFAULT_MAX_ROWS, NUMPY_DTYPES, RequestSchema, ValidatedRows, compile_schema
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,8 @@ def rows_to_matrix(rows: Sequence[dict[str, Any]], plan: FramePlan) -> Any:
     dtype = plan.matrix_dtype
     if dtype is None or not rows:
         return None
+    if isinstance(rows, ValidatedRows) and rows.columns == plan.columns and dtype is np.float64:
+        return rows.matrix  # built while validating
     names = plan.names
     getter = plan.getter
     values = list(map(getter, rows)) if getter is not None else [[row.get(n) for n in names] for row in rows]
