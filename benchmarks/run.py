@@ -14,13 +14,12 @@ import json
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS, ROOT, demo_store, machine
+from benchmarks.common import RESULTS, demo_store, machine
 
 MB = 1024 * 1024
 
@@ -90,21 +89,19 @@ def wrk_version() -> str:
 
 
 # ---------------------------------------------------------------- 5. batch
-def run_batch() -> dict[str, Any]:
-    """The batch benchmark lives in benchmarks/batch.py (issue 4). Run it if present."""
+def run_batch(rows: int = 1_000_000) -> dict[str, Any]:
+    """Issue 4's benchmark (benchmarks/batch.py, another branch until merged): our scorer
+    (local file -> file) vs `mlflow models predict`, same CSV, one run each per size."""
     if importlib.util.find_spec("benchmarks.batch") is None:
         return {"skipped": "benchmarks/batch.py is not on this branch yet (issue 4)"}
-    before = set(RESULTS.glob("batch*.json"))
-    started = time.time()
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.batch"], cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode != 0:
-        return {"failed": proc.stderr[-2000:]}
-    fresh = [p for p in RESULTS.glob("batch*.json") if p not in before or p.stat().st_mtime >= started]
-    if not fresh:
-        return {"stdout": proc.stdout[-4000:]}
-    loaded: dict[str, Any] = json.loads(max(fresh, key=lambda p: p.stat().st_mtime).read_text())
-    loaded.pop("machine", None)
-    return loaded
+    batch = importlib.import_module("benchmarks.batch")
+    data: dict[str, Any] = batch.run([rows], ["local", "mlflow"], False)
+    rate = {r["path"]: r["rows_per_second"] for r in data.get("results", []) if r.get("rows") == rows}
+    if "local" in rate and "mlflow" in rate:
+        data["ratio_rows_per_s"] = rate["local"] / rate["mlflow"]
+    if hasattr(batch, "table"):
+        data["table_md"] = batch.table(data)
+    return data
 
 
 # ---------------------------------------------------------------- report
@@ -131,7 +128,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         worst = max(f["total_mb"] for f in size["functions"].values())
         rows.append(("each function + layers ≤ 225 MB", f"largest {worst:.1f} MB", _met(worst <= 225)))
     batch = results.get("batch", {})
-    ratio = _find(batch, "ratio")
+    ratio = batch.get("ratio_rows_per_s") if isinstance(batch, dict) else None
     if isinstance(ratio, int | float):
         rows.append(("batch ≥ 5x mlflow models predict rows/s", f"{ratio:.2f}x", _met(ratio >= 5)))
     else:
@@ -141,18 +138,6 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 def _met(ok: bool) -> str:
     return "**met**" if ok else "**gap**"
-
-
-def _find(data: Any, word: str) -> Any:
-    if isinstance(data, dict):
-        for key, value in data.items():
-            if word in key and isinstance(value, int | float):
-                return value
-        for value in data.values():
-            found = _find(value, word)
-            if found is not None:
-                return found
-    return None
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -258,7 +243,11 @@ def markdown(results: dict[str, Any]) -> str:
             )
     batch = results.get("batch")
     if batch is not None:
-        lines += ["", "## 5. Batch", "", "```", json.dumps(batch, indent=2)[:4000], "```"]
+        lines += ["", "## 5. Batch: mlserve scorer vs `mlflow models predict` (one run per side)", ""]
+        if "table_md" in batch:
+            lines.append(batch["table_md"])
+        else:
+            lines += ["```", json.dumps(batch, indent=2)[:4000], "```"]
     errors = results.get("errors")
     if errors:
         lines += ["", "## Benchmarks that failed", ""] + [f"- {k}: {v}" for k, v in errors.items()]
