@@ -176,6 +176,22 @@ def markdown(results: dict[str, Any]) -> str:
             cells = [fmt(r[k], 3) for k in ("handler_p50_ms", "handler_p99_ms", "predict_p50_ms", "predict_p99_ms")]
             cells += [fmt(r["overhead_p50_ms"], 3), fmt(r["ratio_p50"]) + "x"]
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    fast = results.get("fastpaths")
+    if fast:
+        lines += [
+            "",
+            f"### Effect of the hot-path optimizations (handler p50 in ms; {fast['rounds']} interleaved rounds "
+            f"x {fast['calls_per_round']} calls per variant, same process and requests)",
+            "",
+            "| rows | all off (per-column frame + pydantic rows) | 2-D array frame | + all-double validation fast path "
+            "| speed-up |",
+            "|---:|---|---|---|---:|",
+        ]
+        for n, v in fast["by_rows"].items():
+            gain = v["all off"]["median"] / v["all on"]["median"]
+            lines.append(
+                f"| {n} | {fmt(v['all off'], 3)} | {fmt(v['2-D frame'], 3)} | {fmt(v['all on'], 3)} | {gain:.2f}x |"
+            )
     http = results.get("http")
     if http:
         lines += [
@@ -261,7 +277,7 @@ def _s(summary: dict[str, float]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer/shorter repeats (smoke run)")
-    parser.add_argument("--skip", default="", help="comma-separated: warm,http,cold,size,batch")
+    parser.add_argument("--skip", default="", help="comma-separated: size,warm,fastpaths,cold,http,batch")
     args = parser.parse_args()
     skip = {s for s in args.skip.split(",") if s}
     store_uri, model_dir, features = demo_store()
@@ -276,6 +292,7 @@ def main() -> None:
     steps: list[tuple[str, Any]] = [
         ("size", lambda: _size()),
         ("warm", lambda: run_warm(store_uri, features, [1, 100, 1000], calls, 3 if args.quick else 5)),
+        ("fastpaths", lambda: _fast_paths(store_uri, features, calls // 3, 3 if args.quick else 5)),
         ("cold", lambda: _cold(store_uri, model_dir, features, 3 if args.quick else 7)),
         ("http", lambda: run_http(store_uri, model_dir, features, args.quick)),
         ("batch", run_batch),
@@ -298,6 +315,12 @@ def main() -> None:
     (RESULTS / f"{stamp}.md").write_text(report)
     print(report)
     print(f"results: benchmarks/results/{stamp}.json, benchmarks/results/{stamp}.md")
+
+
+def _fast_paths(store_uri: str, features: Any, calls: int, rounds: int) -> dict[str, Any]:
+    from benchmarks.fast_paths import measure
+
+    return measure(store_uri, features, [1, 100, 1000], calls, rounds)
 
 
 def _size() -> dict[str, Any]:
