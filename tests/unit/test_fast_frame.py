@@ -27,7 +27,7 @@ def columns_of(kind: str, count: int = 3, optional: bool = False) -> tuple[Colum
     return tuple(ColumnSpec(f"col {i}", kind, required=not (optional and i == 1)) for i in range(count))
 
 
-VALUES = {
+VALUES: dict[str, list[Any]] = {
     "double": [1.5, -2.0, 3, 1e300],
     "float": [1.5, -2.0, 3, 0.1],
     "long": [1, -2, 2**62, 0],
