@@ -10,13 +10,14 @@ NODE_STAMP := node_modules/.installed
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv node demo test lint typecheck unit integration infra synth bench e2e clean
+.PHONY: help venv node browser-deps browser demo test lint typecheck unit integration infra synth bench e2e clean
 
 help:
 	@echo "make demo   - train the demo model, publish it locally, serve it on 127.0.0.1:8000"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make synth  - synthesize the CDK app (cdk.out/)"
 	@echo "make bench  - run the benchmarks (writes benchmarks/results/)"
+	@echo "make browser - the web page in a real browser (installs Chromium + playwright-core)"
 
 $(STAMP): pyproject.toml layers/deps/requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11+) on PATH"; exit 1; }
@@ -35,6 +36,20 @@ $(NODE_STAMP): package.json
 
 node: $(NODE_STAMP)
 
+# The browser tests drive Debian's Chromium with playwright-core (pinned in package.json);
+# playwright's own browser download is never used.
+CHROMIUM ?= /usr/bin/chromium
+browser-deps: $(NODE_STAMP)
+	@test -x $(CHROMIUM) || { \
+		command -v apt-get >/dev/null || { echo "need Chromium at $(CHROMIUM) (no apt-get here)"; exit 1; }; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+	@test -f node_modules/playwright-core/package.json || npm install --no-audit --no-fund --loglevel=error
+	@$(CHROMIUM) --version
+
+browser: $(STAMP) browser-deps
+	$(PY) -m pytest -q tests/browser
+
 demo: $(STAMP)
 	$(PY) -m examples.demo
 
@@ -45,7 +60,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy layers/common/python/mlserve lambda_api lambda_batch lambda_promote examples benchmarks tests $(wildcard infra/*.py app.py)
 
-test: $(STAMP) $(NODE_STAMP) lint typecheck
+test: $(STAMP) $(NODE_STAMP) browser-deps lint typecheck
 	$(PY) -m pytest -q -p no:cacheprovider
 
 unit: $(STAMP)

@@ -37,26 +37,12 @@ def curl_examples(base: str, row: dict[str, float]) -> str:
 
 def main() -> int:
     from mlserve.mlmodel import read_input_example
-    from mlserve.publish import StageRequest, stage_and_activate
-    from mlserve.registry import resolve_model_uri
-    from mlserve.store import open_store
+    from mlserve.registry import publish_model_uri
 
     configure_mlflow()
     registered = train_classifier(alias="champion")
     print(f"trained and registered {registered.name} v{registered.version} as @champion")
-    resolved = resolve_model_uri(f"models:/{CLASSIFIER}@champion")
-    assert resolved.name is not None
-    result = stage_and_activate(
-        open_store(STORE_URI),
-        StageRequest(
-            name=resolved.name,
-            version=resolved.version,
-            model_dir=resolved.local_dir,
-            source=resolved.source,
-            run_id=resolved.run_id,
-            promoted_by="make demo",
-        ),
-    )
+    resolved, result = publish_model_uri(f"models:/{CLASSIFIER}@champion", STORE_URI, promoted_by="make demo")
     print(f"published {resolved.name} v{resolved.version} to {STORE_URI} (manifest {result.manifest_key})")
     example_row = read_input_example(resolved.local_dir, result.model.spec)[0]
     print(curl_examples(f"http://{HOST}:{PORT}", example_row), flush=True)

@@ -6,10 +6,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import BackgroundTasks, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlserve.config import Settings
@@ -27,6 +27,17 @@ from mlserve.live import LiveModel
 from mlserve.protocol import parse_json, rows_from_csv, rows_from_payload
 from mlserve.scoring import LoadedModel, predict_rows
 from mlserve.store import open_store
+from mlserve.ui import page_csp, static_asset, ui_config, ui_example
+from mlserve.uploads import (
+    UploadSettings,
+    create_upload,
+    job_status,
+    local_download_path,
+    parse_upload_request,
+    receive_local_upload,
+    s3_client,
+    score_local_upload_safely,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +210,97 @@ def create_app(factory: Callable[[], tuple[LiveModel, Settings]] = live_from_env
         model = runtime.model()
         return JSONBytes(model.describe(), headers=model_headers(model))
 
+    def uploads() -> UploadSettings:
+        settings = runtime.settings
+        cached = getattr(app.state, "upload_settings", None)
+        if cached is None or cached[0] is not settings:
+            cached = (settings, UploadSettings.from_env(settings))
+            app.state.upload_settings = cached
+        return cached[1]
+
+    def batch_s3() -> Any:
+        # One client per app (container), made on first deployed-mode use.
+        if getattr(app.state, "batch_s3", None) is None:
+            app.state.batch_s3 = s3_client()
+        return app.state.batch_s3
+
+    @app.get("/", include_in_schema=False)
+    @app.get("/ui", include_in_schema=False)
+    async def page(request: Request) -> Response:
+        # <base> = the API's root, so the page's relative URLs work under a stage path too.
+        return static_response("index.html", root_path=request.scope.get("root_path", ""))
+
+    @app.get("/ui/static/{name}", include_in_schema=False)
+    async def static_file(name: str) -> Response:
+        return static_response(name)
+
+    @app.get("/ui/config", summary="What the web page needs before anything else: auth mode, upload limit")
+    async def page_config() -> Response:
+        return JSONBytes(ui_config())
+
+    @app.get("/ui/example", summary="The live model's logged input example (one row), to prefill the form")
+    async def page_example() -> Response:
+        return JSONBytes(ui_example(runtime.model()))
+
+    @app.post(
+        "/batch/uploads",
+        summary="Start a CSV batch job: returns where to upload the file (a presigned S3 POST when deployed)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["filename"],
+                            "properties": {
+                                "filename": {"type": "string", "example": "customers.csv"},
+                                "size": {"type": "integer", "description": "file size in bytes"},
+                                "content_type": {"type": "string", "example": "text/csv"},
+                            },
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def batch_upload(request: Request) -> Response:
+        body, _ = await read_body(request, runtime, JSON_TYPES)
+        settings = uploads()
+        client = None if settings.local else batch_s3()
+        return JSONBytes(create_upload(settings, parse_upload_request(body), client), status_code=201)
+
+    @app.post(
+        "/batch/local-uploads/{job_id}", summary="Local mode only: receive the CSV and score it in the background"
+    )
+    async def batch_local_upload(job_id: str, request: Request, background: BackgroundTasks) -> Response:
+        settings = uploads()
+        if not settings.local:
+            raise InputError("local uploads are off: upload with the presigned S3 POST", code="not_found", status=404)
+        await receive_local_upload(
+            settings,
+            job_id,
+            request.headers.get("content-type"),
+            request.headers.get("content-length"),
+            request.stream(),
+        )
+        background.add_task(score_local_upload_safely, settings, job_id, runtime.live)
+        return JSONBytes({"job_id": job_id, "status": "pending", "status_url": f"batch/jobs/{job_id}"}, status_code=202)
+
+    @app.get("/batch/jobs/{job_id}", summary="A batch job: pending, or done with report, preview, summary, download")
+    async def batch_job(job_id: str) -> Response:
+        settings = uploads()
+        client = None if settings.local else batch_s3()
+        return JSONBytes(job_status(settings, job_id, client), headers={"cache-control": "no-store"})
+
+    @app.get("/batch/jobs/{job_id}/download", summary="Local mode: the predictions CSV (deployed: a presigned GET)")
+    async def batch_download(job_id: str) -> Response:
+        settings = uploads()
+        if not settings.local:
+            raise InputError("download with the presigned URL from GET /batch/jobs/{id}", code="not_found", status=404)
+        path, filename = local_download_path(settings, job_id)
+        return FileResponse(path, media_type="text/csv; charset=utf-8", filename=filename)
+
     def openapi() -> dict[str, Any]:
         # Rebuilt per live version so /docs always shows the serving model's fields.
         try:
@@ -227,6 +329,20 @@ def create_app(factory: Callable[[], tuple[LiveModel, Settings]] = live_from_env
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def static_response(name: str, root_path: str = "") -> Response:
+    content, media_type = static_asset(name, root_path=root_path)
+    return Response(
+        content,
+        media_type=media_type,
+        headers={
+            "cache-control": "no-cache",
+            "x-content-type-options": "nosniff",
+            "content-security-policy": page_csp(),
+            "referrer-policy": "no-referrer",
+        },
+    )
 
 
 def invocations_schema(model: LoadedModel) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""`mlserve` command line: publish a model into a store, serve it locally."""
+"""`mlserve` command line: publish a model into a store, serve it locally, score CSV files."""
 
 from __future__ import annotations
 
@@ -8,28 +8,25 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from mlserve.errors import MlserveError
 
+if TYPE_CHECKING:
+    from mlserve.promotion.redeploy import Redeployer
+
 
 def _publish(args: argparse.Namespace) -> int:
-    from mlserve.publish import StageRequest, stage_and_activate
-    from mlserve.registry import resolve_model_uri
-    from mlserve.store import open_store
+    from mlserve.registry import publish_model_uri
 
-    resolved = resolve_model_uri(args.model_uri, name=args.name, version=args.version)
-    assert resolved.name is not None
-    result = stage_and_activate(
-        open_store(args.store),
-        StageRequest(
-            name=resolved.name,
-            version=resolved.version,
-            model_dir=resolved.local_dir,
-            source=resolved.source,
-            run_id=resolved.run_id,
-            promoted_by=args.promoted_by,
-            allow_pickle=args.allow_pickle,
-        ),
+    resolved, result = publish_model_uri(
+        args.model_uri,
+        args.store,
+        name=args.name,
+        version=args.version,
+        promoted_by=args.promoted_by,
+        allow_pickle=args.allow_pickle,
+        force=args.force,
     )
     print(
         json.dumps(
@@ -42,6 +39,134 @@ def _publish(args: argparse.Namespace) -> int:
             default=str,
         )
     )
+    return 0
+
+
+def _tracking_uri(args: argparse.Namespace) -> str | None:
+    return args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+
+
+def _set_in_registry(args: argparse.Namespace, version: str) -> None:
+    """Move the alias (or the legacy stage) in MLflow; the CLI is registry-side, so mlflow is fine."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=_tracking_uri(args))
+    if args.stage:
+        client.transition_model_version_stage(args.name, version, "Production", archive_existing_versions=True)
+    else:
+        client.set_registered_model_alias(args.name, args.alias, version)
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from mlserve.promotion.events import MODEL_PROMOTED, ModelPromoted, put_event
+
+    tracking_uri = _tracking_uri(args)
+    if not args.no_registry:
+        if not tracking_uri:
+            print(
+                "mlserve promote: error: set --tracking-uri or MLFLOW_TRACKING_URI (or --no-registry)", file=sys.stderr
+            )
+            return 2
+        _set_in_registry(args, args.version)
+    promotion = ModelPromoted(
+        model_name=args.name,
+        version=args.version,
+        source="mlflow-stage" if args.stage else "cli",
+        registry_uri=tracking_uri,
+        artifact_uri=args.artifact_uri,
+        requested_by=args.requested_by,
+        force=args.force,
+        alias=None if args.stage else args.alias,
+        stage="Production" if args.stage else None,
+    )
+    result: dict[str, object] = {"promotion": promotion.to_detail()}
+    if args.bus:
+        import boto3
+
+        result["event_id"] = put_event(boto3.client("events"), args.bus, MODEL_PROMOTED, promotion.to_detail())
+    if args.store:
+        outcome = _local_redeployer(args, tracking_uri).redeploy(promotion)
+        result["redeploy"] = outcome.to_dict()
+        print(json.dumps(result, default=str))
+        return 0 if outcome.status in ("deployed", "already_live") else 1
+    print(json.dumps(result, default=str))
+    return 0
+
+
+def _local_redeployer(args: argparse.Namespace, tracking_uri: str | None) -> Redeployer:
+    """Run the redeploy in-process against a store (local parity, `make demo`)."""
+    from pathlib import Path
+
+    from mlserve.promotion.events import ModelPromoted
+    from mlserve.promotion.redeploy import RedeployConfig, Redeployer, Resolved
+
+    config = RedeployConfig(
+        store_uri=args.store, registry_uri=tracking_uri, alias=args.alias, allow_pickle=args.allow_pickle
+    )
+    if tracking_uri and tracking_uri.startswith(("http://", "https://")):
+        return Redeployer(config)
+    # A file/sqlite registry has no REST API: use the mlflow client for lookups and downloads.
+    from mlflow import MlflowClient
+
+    from mlserve.registry import resolve_model_uri
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+
+    def target(promotion: ModelPromoted) -> str | None:
+        if tracking_uri is None or args.no_registry:
+            return None
+        if promotion.source == "mlflow-stage":
+            latest = client.get_latest_versions(promotion.model_name, stages=["Production"])
+            return str(max(int(v.version) for v in latest)) if latest else ""
+        return str(client.get_model_version_by_alias(promotion.model_name, promotion.alias or args.alias).version)
+
+    def resolve(promotion: ModelPromoted, dest: Path) -> Resolved:
+        uri = promotion.artifact_uri or f"models:/{promotion.model_name}/{promotion.version}"
+        resolved = resolve_model_uri(uri, name=promotion.model_name, version=promotion.version, dst=dest)
+        return Resolved(resolved.local_dir, resolved.source, resolved.run_id)
+
+    return Redeployer(config, target_lookup=target, resolver=resolve)
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from mlserve.promotion.status import rollback
+    from mlserve.store import open_store
+
+    result = rollback(
+        open_store(args.store),
+        args.name,
+        args.to,
+        requested_by=args.requested_by,
+        force=args.force,
+        allow_pickle=args.allow_pickle,
+    )
+    version = result.pointer["version"]
+    tracking_uri = _tracking_uri(args)
+    if tracking_uri and not args.no_registry:
+        # keep the registry in step, so that a replayed older event cannot undo the rollback
+        _set_in_registry(args, version)
+    print(json.dumps({"live": version, "name": args.name, "manifest": result.manifest_key}))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from mlserve.promotion.status import status
+    from mlserve.store import open_store
+
+    report = status(open_store(args.store), args.name, limit=args.limit)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    live = report["live"]
+    print(
+        f"{args.name}: live version {live['version'] if live else '(none)'}"
+        + (f" (run {live['run_id']}, promoted {live['promoted_at']} by {live['promoted_by']})" if live else "")
+    )
+    for attempt in report["attempts"]:
+        line = f"  {attempt.get('deployment_id')}  v{attempt.get('version')}  {attempt.get('status')}"
+        if attempt.get("reason"):
+            line += f"  {attempt['reason']}"
+        print(line)
     return 0
 
 
@@ -60,6 +185,66 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score(args: argparse.Namespace) -> int:
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from mlserve.batch.core import BatchOptions
+    from mlserve.batch.job import score_local
+    from mlserve.live import LiveModel
+    from mlserve.store import open_store
+
+    source = Path(args.input)
+    if not source.is_file():
+        print(f"mlserve score: error: no such file: {source}", file=sys.stderr)
+        return 2
+    name = source.name.removesuffix(".gz").removesuffix(".csv")
+    out = Path(args.out) if args.out else source.with_name(f"{name}.predictions.csv")
+    total = source.stat().st_size
+    started = time.monotonic()
+    # Input bytes are the decompressed ones, so a gzip file's bar can pass 100%: show rows then.
+    gzipped = source.read_bytes()[:2] == b"\x1f\x8b" if total else False
+
+    def progress(rows: int, consumed: int) -> None:
+        if args.quiet:
+            return
+        elapsed = max(time.monotonic() - started, 1e-9)
+        percent = "" if gzipped else f"{min(consumed / max(total, 1), 1.0):6.1%} "
+        line = f"\rscoring {source.name}: {percent}{rows:,} rows ({rows / elapsed:,.0f} rows/s)"
+        print(line, end="", file=sys.stderr)
+
+    options = BatchOptions(
+        probabilities=args.probabilities, chunk_bytes=args.chunk_bytes, max_listed=args.max_listed, progress=progress
+    )
+    live = LiveModel(
+        open_store(args.store),
+        args.name,
+        allow_pickle=args.allow_pickle,
+        cache_dir=Path(tempfile.gettempdir()) / "mlserve",
+    )
+    report = score_local(source, out, live, options)
+    if not args.quiet:
+        print(file=sys.stderr)
+    summary = {
+        k: report.get(k)
+        for k in (
+            "status",
+            "rows_read",
+            "rows_scored",
+            "rows_rejected",
+            "rejected_by_reason",
+            "rows_per_second",
+            "predictions",
+            "report",
+        )
+    }
+    if report.get("error"):
+        summary["error"] = report["error"]
+    print(json.dumps(summary))
+    return 0 if report["status"] == "succeeded" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlserve", description="Serve MLflow scikit-learn models from Lambda or locally."
@@ -73,7 +258,46 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--version", help="version label (default: the registry version)")
     publish.add_argument("--allow-pickle", action="store_true", help="allow cloudpickle/pickle models")
     publish.add_argument("--promoted-by", default=f"mlserve publish ({os.environ.get('USER', 'unknown')})")
+    publish.add_argument("--force", action="store_true", help="publish even if the signature breaks the live one")
     publish.set_defaults(run=_publish)
+
+    user = f"mlserve ({os.environ.get('USER', 'unknown')})"
+    promote = sub.add_parser("promote", help="promote a registry version: set the alias and put ModelPromoted")
+    promote.add_argument("name")
+    promote.add_argument("version")
+    promote.add_argument("--stage", action="store_true", help="use the legacy Production stage, not the alias")
+    promote.add_argument("--alias", default=os.environ.get("MLSERVE_REGISTRY_ALIAS", "champion"))
+    promote.add_argument("--tracking-uri", help="MLflow registry (default: MLFLOW_TRACKING_URI)")
+    promote.add_argument("--no-registry", action="store_true", help="do not touch the registry, only send the event")
+    promote.add_argument(
+        "--bus", default=os.environ.get("MLSERVE_EVENT_BUS"), help="EventBridge bus to put the event on"
+    )
+    promote.add_argument("--store", help="also redeploy in-process into this store (local, no AWS)")
+    promote.add_argument("--artifact-uri", help="where the model directory is (default: ask the registry)")
+    promote.add_argument("--force", action="store_true", help="accept a breaking signature change")
+    promote.add_argument("--allow-pickle", action="store_true")
+    promote.add_argument("--requested-by", default=user)
+    promote.set_defaults(run=_promote)
+
+    rollback = sub.add_parser("rollback", help="make the previous successful deployment live again")
+    rollback.add_argument("name")
+    rollback.add_argument("--to", help="a version deployed successfully before (default: the previous one)")
+    rollback.add_argument("--store", required=True)
+    rollback.add_argument("--alias", default=os.environ.get("MLSERVE_REGISTRY_ALIAS", "champion"))
+    rollback.add_argument("--stage", action="store_true", help="move the legacy Production stage instead")
+    rollback.add_argument("--tracking-uri", help="also move the alias there (default: MLFLOW_TRACKING_URI)")
+    rollback.add_argument("--no-registry", action="store_true")
+    rollback.add_argument("--force", action="store_true")
+    rollback.add_argument("--allow-pickle", action="store_true")
+    rollback.add_argument("--requested-by", default=f"rollback: {user}")
+    rollback.set_defaults(run=_rollback)
+
+    status = sub.add_parser("status", help="live version and the last deployment attempts")
+    status.add_argument("name")
+    status.add_argument("--store", required=True)
+    status.add_argument("--limit", type=int, default=10)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(run=_status)
 
     serve = sub.add_parser("serve", help="run the prediction API locally under uvicorn")
     serve.add_argument("--store", required=True)
@@ -83,6 +307,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--refresh-seconds", type=float)
     serve.add_argument("--allow-pickle", action="store_true")
     serve.set_defaults(run=_serve)
+
+    score = sub.add_parser("score", help="score a local CSV/CSV.gz file with the live model (as the batch Lambda)")
+    score.add_argument("input", help="input CSV file with a header row")
+    score.add_argument("--out", help="predictions CSV (default: INPUT.predictions.csv beside the input)")
+    score.add_argument("--store", required=True, help="s3://bucket[/prefix] or file:///path")
+    score.add_argument("--name", required=True, help="model name in the store")
+    score.add_argument("--probabilities", action="store_true", help="add probability_<class> columns (classifiers)")
+    score.add_argument("--chunk-bytes", type=int, default=4 * 1024 * 1024, help="input bytes per scoring chunk")
+    score.add_argument("--max-listed", type=int, default=100, help="rejected rows listed in full in the report")
+    score.add_argument("--allow-pickle", action="store_true")
+    score.add_argument("--quiet", action="store_true", help="no progress line")
+    score.set_defaults(run=_score)
     return parser
 
 

@@ -100,6 +100,11 @@ class LiveModel:
         checked_at = self._checked_at
         if checked_at is None or self._clock() - checked_at >= self.refresh_seconds:
             self.refresh()
+        elif self._current is None:
+            # Another thread may be doing the cold-start load right now (it set _checked_at
+            # first): wait for it instead of answering "no model" meanwhile.
+            with self._lock:
+                pass
         model = self._current
         if model is None:
             reason = self.last_error or "no model has been published"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 from mlserve.checksums import CHECKSUMS_FILE, compute_checksums
 from mlserve.errors import MlserveError, StagingError
 from mlserve.live import load_version, read_pointer
-from mlserve.mlmodel import read_input_example, read_model_spec
+from mlserve.mlmodel import ModelSpec, parse_mlmodel, read_input_example, read_model_spec
 from mlserve.scoring import LoadedModel, predict_rows
 from mlserve.store import ModelStore, deployments_prefix, live_key, version_prefix
 
@@ -37,6 +38,11 @@ class StageRequest:
     source_event: dict[str, Any] | None = None
     allow_pickle: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # A signature that breaks the live model's clients is refused unless `force`.
+    force: bool = False
+    # Called after every check passed and right before live.json is written; raise to
+    # abort the switch (e.g. the registry moved on to a newer version meanwhile).
+    before_activate: Callable[[], None] | None = None
 
 
 @dataclass
@@ -109,7 +115,10 @@ def stage_and_activate(store: ModelStore, request: StageRequest, *, activate: bo
     try:
         spec = read_model_spec(request.model_dir)
         if spec.input_example is None:
-            raise StagingError("model was logged without an input example; it is needed for the smoke test")
+            raise StagingError(
+                "model was logged without an input example; it is needed for the smoke test",
+                code="missing_input_example",
+            )
         checksums = compute_checksums(request.model_dir)
         copy_version(store, request, checksums)
         pointer = {
@@ -128,23 +137,64 @@ def stage_and_activate(store: ModelStore, request: StageRequest, *, activate: bo
         # Verify what the store now holds, with the loader the functions use.
         with tempfile.TemporaryDirectory(prefix="mlserve-stage-") as tmp:
             model = load_version(store, pointer, Path(tmp), allow_pickle=request.allow_pickle)
+            manifest["signature_check"] = check_signature(store, previous, model.spec, force=request.force)
             smoke = smoke_test(model)
+        manifest.update(status="succeeded", pointer=pointer, smoke_predictions=smoke[:5])
+        if activate and request.before_activate is not None:
+            request.before_activate()
     except Exception as exc:
         reason = str(exc) if isinstance(exc, MlserveError) else f"{type(exc).__name__}: {exc}"
-        manifest.update(status="failed", reason=reason, finished_at=utc_now())
+        code = exc.code if isinstance(exc, MlserveError) else "staging_failed"
+        status = "superseded" if code == "superseded" else "failed"
+        manifest.update(status=status, reason=reason, code=code, finished_at=utc_now())
         key = _safe_write_manifest(store, request.name, manifest)
         logger.error("staging %s v%s failed: %s (manifest %s)", request.name, request.version, reason, key)
         if isinstance(exc, StagingError):
             raise
-        code = exc.code if isinstance(exc, MlserveError) else "staging_failed"
         raise StagingError(f"staging {request.name} v{request.version} failed: {reason}", code=code) from exc
-    manifest.update(status="succeeded", pointer=pointer, smoke_predictions=smoke[:5], finished_at=utc_now())
+    manifest.update(finished_at=utc_now(), activated=activate)
     manifest_key = write_manifest(store, request.name, manifest)
     if activate:
         store.write_bytes(
             live_key(request.name), json.dumps(pointer, indent=2, sort_keys=True).encode(), "application/json"
         )
     return StageResult(pointer=pointer, manifest_key=manifest_key, model=model, smoke_predictions=smoke)
+
+
+def live_spec(store: ModelStore, previous: dict[str, Any] | None) -> ModelSpec | None:
+    """The MLmodel of the version live.json points at, read from the store."""
+    if not previous:
+        return None
+    key = version_prefix(str(previous["name"]), str(previous["version"])) + "MLmodel"
+    try:
+        return parse_mlmodel(store.read_bytes(key).decode("utf-8"))
+    except KeyError:
+        return None
+
+
+def check_signature(
+    store: ModelStore, previous: dict[str, Any] | None, new: ModelSpec, *, force: bool
+) -> dict[str, Any] | None:
+    """Compare the new signature with the live one; raise on a breaking change unless forced."""
+    from mlserve.promotion.compat import describe, signature_changes
+
+    old = live_spec(store, previous)
+    if old is None:
+        return None
+    breaking, compatible = signature_changes(old, new)
+    result = {
+        "against_version": previous["version"] if previous else None,
+        **describe(breaking, compatible),
+        "forced": bool(breaking and force),
+    }
+    if breaking and not force:
+        raise StagingError(
+            f"signature is not compatible with live version {result['against_version']}: "
+            + "; ".join(breaking)
+            + " (promote with force to override)",
+            code="breaking_signature",
+        )
+    return result
 
 
 def _safe_read_pointer(store: ModelStore, name: str) -> dict[str, Any] | None:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from mlserve.checksums import compute_checksums
 from mlserve.errors import MlserveError
+from mlserve.publish import StageRequest, StageResult, stage_and_activate
+from mlserve.store import open_store
 
 MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>[^/]+))/?$")
 URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
@@ -21,7 +23,7 @@ RUNS_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)/(?P<path>.+)$")
 
 @dataclass
 class ResolvedModel:
-    name: str | None
+    name: str
     version: str
     run_id: str | None
     local_dir: Path
@@ -70,3 +72,31 @@ def resolve_model_uri(
         "runs:/RUN_ID/PATH or a directory",
         code="bad_model_uri",
     )
+
+
+def publish_model_uri(
+    uri: str,
+    store_uri: str,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    promoted_by: str = "mlserve publish",
+    allow_pickle: bool = False,
+    force: bool = False,
+) -> tuple[ResolvedModel, StageResult]:
+    """Resolve an MLflow model URI and stage it into a store as the live version."""
+    resolved = resolve_model_uri(uri, name=name, version=version)
+    result = stage_and_activate(
+        open_store(store_uri),
+        StageRequest(
+            name=resolved.name,
+            version=resolved.version,
+            model_dir=resolved.local_dir,
+            source=resolved.source,
+            run_id=resolved.run_id,
+            promoted_by=promoted_by,
+            allow_pickle=allow_pickle,
+            force=force,
+        ),
+    )
+    return resolved, result

@@ -1,0 +1,1 @@
+"""CDK constructs of the mlserve app."""

@@ -1,0 +1,256 @@
+"""Typed deployment settings built from CDK context (``cdk.json`` plus ``-c key=value``).
+
+Everything is validated at synth time, without AWS calls, so a typo fails with a message
+that names the context key instead of a CloudFormation error half-way through a deploy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, cast
+
+Architecture = Literal["arm64", "x86_64"]
+AuthMode = Literal["api_key", "iam", "none"]
+Environment = Literal["dev", "prod"]
+
+ARCHITECTURES: tuple[Architecture, ...] = ("arm64", "x86_64")
+AUTH_MODES: tuple[AuthMode, ...] = ("api_key", "iam", "none")
+ENVIRONMENTS: tuple[Environment, ...] = ("dev", "prod")
+FUNCTION_KINDS = ("api", "batch", "promote")
+
+# Values CloudWatch Logs accepts for a log group's retention.
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+    2557, 2922, 3288, 3653,
+)  # fmt: skip
+
+# The MLflow registered-model names the store layout (models/<name>/) can hold safely.
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_PYTHON_RUNTIME = re.compile(r"^python3\.(\d{1,2})$")
+
+DEFAULTS: dict[str, Any] = {
+    "model_name": "demo-classifier",
+    "registry_alias": "champion",
+    "architecture": "arm64",
+    "python_runtime": "python3.14",
+    "environment": "dev",
+    "auth": "api_key",
+    "refresh_seconds": 15,
+    "allow_pickle": False,
+    "max_rows": 10000,
+    # Below Lambda's 6 MB synchronous payload limit, which also counts the event's headers
+    # and JSON escaping: an oversized body gets the app's clear 413, not a gateway 502.
+    "max_body_bytes": 5 * 1024 * 1024,
+    "throttle_rate_limit": 50,
+    "throttle_burst_limit": 100,
+    "quota_requests_per_day": 100000,
+    "log_retention_days": 30,
+    "functions": {
+        "api": {"memory_mb": 2048, "timeout_seconds": 29},
+        "batch": {"memory_mb": 3008, "timeout_seconds": 900},
+        "promote": {"memory_mb": 2048, "timeout_seconds": 300},
+    },
+}
+
+
+class ConfigError(ValueError):
+    """A context value is missing or invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    memory_mb: int
+    timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    model_name: str
+    registry_alias: str
+    architecture: Architecture
+    python_runtime: str
+    environment: Environment
+    auth: AuthMode
+    refresh_seconds: int
+    allow_pickle: bool
+    max_rows: int
+    max_body_bytes: int
+    throttle_rate_limit: float
+    throttle_burst_limit: int
+    quota_requests_per_day: int
+    log_retention_days: int
+    api_function: FunctionSettings
+    batch_function: FunctionSettings
+    promote_function: FunctionSettings
+
+    @property
+    def python_version(self) -> str:
+        """``python3.14`` -> ``3.14`` (what pip's --python-version wants)."""
+        return self.python_runtime.removeprefix("python")
+
+    @property
+    def is_prod(self) -> bool:
+        return self.environment == "prod"
+
+    @classmethod
+    def from_context(cls, get_context: Callable[[str], Any]) -> ServingConfig:
+        """Build from ``app.node.try_get_context`` (or any key -> value|None lookup)."""
+
+        def value(key: str) -> Any:
+            found = get_context(key)
+            return DEFAULTS[key] if found is None else found
+
+        functions = _merge_functions(value("functions"))
+        environment = _choice("environment", value("environment"), ENVIRONMENTS)
+        auth = _choice("auth", value("auth"), AUTH_MODES)
+        if auth == "none" and environment == "prod":
+            raise ConfigError(
+                "context 'auth' none leaves the API open and is for local emulators only; "
+                "use api_key or iam with environment prod"
+            )
+        return cls(
+            model_name=_model_name(value("model_name")),
+            registry_alias=_non_empty_str("registry_alias", value("registry_alias")),
+            architecture=_choice("architecture", value("architecture"), ARCHITECTURES),
+            python_runtime=_python_runtime(value("python_runtime")),
+            environment=environment,
+            auth=auth,
+            refresh_seconds=_int("refresh_seconds", value("refresh_seconds"), 0, 3600),
+            allow_pickle=_bool("allow_pickle", value("allow_pickle")),
+            max_rows=_int("max_rows", value("max_rows"), 1, 10_000_000),
+            # Lambda's synchronous payload limit is 6 MB; a larger setting could never apply.
+            max_body_bytes=_int("max_body_bytes", value("max_body_bytes"), 1, 6 * 1024 * 1024),
+            throttle_rate_limit=_number("throttle_rate_limit", value("throttle_rate_limit"), 1, 10_000),
+            throttle_burst_limit=_int("throttle_burst_limit", value("throttle_burst_limit"), 1, 5_000),
+            quota_requests_per_day=_int("quota_requests_per_day", value("quota_requests_per_day"), 1, 10**9),
+            log_retention_days=_log_retention(value("log_retention_days")),
+            api_function=functions["api"],
+            batch_function=functions["batch"],
+            promote_function=functions["promote"],
+        )
+
+    @classmethod
+    def from_mapping(cls, context: Mapping[str, Any]) -> ServingConfig:
+        return cls.from_context(context.get)
+
+
+def _parse_cli_json(key: str, raw: Any) -> Any:
+    """``-c functions='{...}'`` arrives as a string; cdk.json values arrive typed."""
+    if isinstance(raw, str) and raw.strip().startswith("{"):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"context {key!r} is not valid JSON: {error}") from None
+    return raw
+
+
+def _merge_functions(raw: Any) -> dict[str, FunctionSettings]:
+    raw = _parse_cli_json("functions", raw)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"context 'functions' must be an object, got {raw!r}")
+    unknown = sorted(set(raw) - set(FUNCTION_KINDS))
+    if unknown:
+        raise ConfigError(f"context 'functions' has unknown function(s) {unknown}; known: {list(FUNCTION_KINDS)}")
+    result: dict[str, FunctionSettings] = {}
+    for kind in FUNCTION_KINDS:
+        defaults = DEFAULTS["functions"][kind]
+        given = raw.get(kind) or {}
+        if not isinstance(given, Mapping):
+            raise ConfigError(f"context 'functions.{kind}' must be an object, got {given!r}")
+        unknown_keys = sorted(set(given) - set(defaults))
+        if unknown_keys:
+            raise ConfigError(
+                f"context 'functions.{kind}' has unknown key(s) {unknown_keys}; known: {sorted(defaults)}"
+            )
+        merged = {**defaults, **given}
+        result[kind] = FunctionSettings(
+            # Lambda's own limits: 128 MB..10240 MB memory, 1..900 s timeout.
+            memory_mb=_int(f"functions.{kind}.memory_mb", merged["memory_mb"], 128, 10240),
+            timeout_seconds=_int(f"functions.{kind}.timeout_seconds", merged["timeout_seconds"], 1, 900),
+        )
+    # API Gateway's integration timeout is 29 s: a longer API function timeout only hides
+    # a 504 the client has already received.
+    if result["api"].timeout_seconds > 29:
+        raise ConfigError(
+            "context 'functions.api.timeout_seconds' must be <= 29 (API Gateway's "
+            f"integration timeout), got {result['api'].timeout_seconds}"
+        )
+    return result
+
+
+T = TypeVar("T", bound=str)
+
+
+def _choice(key: str, raw: Any, allowed: tuple[T, ...]) -> T:
+    if raw not in allowed:
+        options = " or ".join([", ".join(allowed[:-1]), allowed[-1]] if len(allowed) > 2 else allowed)
+        raise ConfigError(f"context {key!r} must be {options}, got {raw!r}")
+    return cast(T, raw)
+
+
+def _non_empty_str(key: str, raw: Any) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError(f"context {key!r} must be a non-empty string, got {raw!r}")
+    return raw.strip()
+
+
+def _model_name(raw: Any) -> str:
+    name = _non_empty_str("model_name", raw)
+    if not _MODEL_NAME.match(name):
+        raise ConfigError(
+            "context 'model_name' must start with a letter or digit and contain only "
+            f"letters, digits, '.', '_' or '-' (max 128), got {raw!r}"
+        )
+    return name
+
+
+def _python_runtime(raw: Any) -> str:
+    runtime = _non_empty_str("python_runtime", raw)
+    match = _PYTHON_RUNTIME.match(runtime)
+    if not match or int(match.group(1)) < 11:
+        raise ConfigError(f"context 'python_runtime' must look like python3.N with N >= 11, got {raw!r}")
+    return runtime
+
+
+def _bool(key: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in {"true", "false"}:
+        return raw.strip().lower() == "true"
+    raise ConfigError(f"context {key!r} must be true or false, got {raw!r}")
+
+
+def _number(key: str, raw: Any, minimum: float, maximum: float) -> float:
+    if isinstance(raw, bool):
+        raise ConfigError(f"context {key!r} must be a number, got {raw!r}")
+    try:
+        number = float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"context {key!r} must be a number, got {raw!r}") from None
+    if not minimum <= number <= maximum:
+        raise ConfigError(f"context {key!r} must be between {minimum} and {maximum}, got {raw!r}")
+    return number
+
+
+def _int(key: str, raw: Any, minimum: int, maximum: int) -> int:
+    if isinstance(raw, bool):
+        raise ConfigError(f"context {key!r} must be an integer, got {raw!r}")
+    try:
+        number = int(raw) if not isinstance(raw, float) or raw.is_integer() else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None:
+        raise ConfigError(f"context {key!r} must be an integer, got {raw!r}")
+    if not minimum <= number <= maximum:
+        raise ConfigError(f"context {key!r} must be between {minimum} and {maximum}, got {raw!r}")
+    return number
+
+
+def _log_retention(raw: Any) -> int:
+    days = _int("log_retention_days", raw, 1, 3653)
+    if days not in LOG_RETENTION_DAYS:
+        raise ConfigError(f"context 'log_retention_days' must be one of {list(LOG_RETENTION_DAYS)}, got {raw!r}")
+    return days

@@ -1,0 +1,145 @@
+"""One place that knows how an mlserve Lambda function is built: shared layers, runtime,
+architecture, X-Ray, JSON logs into a log group with retention, and the MLSERVE_* env.
+
+Each concern (online API, batch, promotion) asks the factory for its function and then
+grants that function's role exactly what it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.bundling import function_code
+from infra.config import LOG_RETENTION_DAYS, FunctionSettings, ServingConfig
+from infra.nag import acknowledge
+
+LAMBDA_CACHE_DIR = "/tmp/mlserve"  # the only writable path in Lambda
+METRICS_NAMESPACE = "mlserve"
+
+
+def lambda_runtime(name: str) -> lambda_.Runtime:
+    """The runtime named in config; built from the name so a newer runtime than this
+    aws-cdk-lib knows about still works."""
+    return lambda_.Runtime(name, lambda_.RuntimeFamily.PYTHON)
+
+
+def lambda_architecture(name: str) -> lambda_.Architecture:
+    return lambda_.Architecture.ARM_64 if name == "arm64" else lambda_.Architecture.X86_64
+
+
+def log_retention(days: int) -> logs.RetentionDays:
+    """CloudWatch's allowed retentions, in the order aws_logs.RetentionDays lists them."""
+    finite = [member for member in logs.RetentionDays if member.name != "INFINITE"]
+    return dict(zip(LOG_RETENTION_DAYS, finite, strict=True))[days]
+
+
+@dataclass(frozen=True)
+class ServingFunction:
+    function: lambda_.Function
+    role: iam.Role
+    log_group: logs.LogGroup
+
+
+class FunctionFactory:
+    """Creates every mlserve function the same way. A new concern adds a construct that does:
+
+    serving = functions.create(self, "Function", package="lambda_batch",
+                               handler="lambda_batch.handler.handler", service="mlserve-batch",
+                               settings=config.batch_function, description="...")
+    model_store.grant_read_model(serving.function)   # plus what else it needs
+    """
+
+    def __init__(
+        self,
+        *,
+        config: ServingConfig,
+        layers: list[lambda_.ILayerVersion],
+        store_uri: str,
+    ) -> None:
+        self.config = config
+        self.layers = layers
+        self.store_uri = store_uri
+
+    def base_environment(self, service: str) -> dict[str, str]:
+        config = self.config
+        return {
+            "MLSERVE_STORE": self.store_uri,
+            "MLSERVE_MODEL_NAME": config.model_name,
+            "MLSERVE_REGISTRY_ALIAS": config.registry_alias,
+            "MLSERVE_REFRESH_SECONDS": str(config.refresh_seconds),
+            "MLSERVE_ALLOW_PICKLE": "true" if config.allow_pickle else "false",
+            "MLSERVE_MAX_ROWS": str(config.max_rows),
+            "MLSERVE_MAX_BODY_BYTES": str(config.max_body_bytes),
+            "MLSERVE_CACHE_DIR": LAMBDA_CACHE_DIR,
+            "POWERTOOLS_SERVICE_NAME": service,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        }
+
+    def create(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        package: str,
+        handler: str,
+        service: str,
+        settings: FunctionSettings,
+        description: str,
+        extra_environment: Mapping[str, str] | None = None,
+    ) -> ServingFunction:
+        """A function (plus its role and log group) in ``scope``, whose code asset is the
+        single top-level ``package`` directory of the repo."""
+        config = self.config
+        removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
+        log_group = logs.LogGroup(
+            scope,
+            f"{construct_id}Logs",
+            retention=log_retention(config.log_retention_days),
+            removal_policy=removal,
+        )
+        # Our own role instead of the default one: the default attaches the AWS-managed
+        # AWSLambdaBasicExecutionRole, which may write to any log group in the account.
+        role = iam.Role(
+            scope,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{description} (mlserve {config.model_name})",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn],
+            )
+        )
+        function = lambda_.Function(
+            scope,
+            construct_id,
+            description=description,
+            code=function_code(package),
+            handler=handler,
+            runtime=lambda_runtime(config.python_runtime),
+            architecture=lambda_architecture(config.architecture),
+            layers=self.layers,
+            memory_size=settings.memory_mb,
+            timeout=Duration.seconds(settings.timeout_seconds),
+            role=role,
+            log_group=log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            tracing=lambda_.Tracing.ACTIVE,
+            environment={**self.base_environment(service), **(extra_environment or {})},
+        )
+        acknowledge(
+            role,
+            "AwsSolutions",
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray tracing (Tracing.ACTIVE): xray:PutTraceSegments and "
+            "xray:PutTelemetryRecords do not support resource-level permissions.",
+        )
+        return ServingFunction(function=function, role=role, log_group=log_group)

@@ -1,0 +1,31 @@
+"""Lambda entry point: S3 ObjectCreated event -> mlserve.batch (all logic lives there)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mlserve.batch.runtime import BatchRuntime
+
+_runtime: BatchRuntime | None = None
+
+
+def runtime() -> BatchRuntime:
+    # Built on first use and kept for the container's life, so the model is loaded once.
+    global _runtime
+    if _runtime is None:
+        _runtime = BatchRuntime.from_env()
+    return _runtime
+
+
+def reset_runtime() -> None:
+    """For tests: forget the cached clients and model."""
+    global _runtime
+    _runtime = None
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    deadline = None
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        deadline = time.time() + context.get_remaining_time_in_millis() / 1000.0
+    return runtime().handle_event(event, deadline=deadline)

@@ -1,0 +1,257 @@
+"""MLflow webhook receiver: verify, de-duplicate, normalize, put `ModelPromoted`.
+
+MLflow 3 signs each delivery (mlflow/webhooks/delivery.py):
+    X-MLflow-Delivery-Id: <uuid4>
+    X-MLflow-Timestamp:   <unix seconds>
+    X-MLflow-Signature:   v1,<base64(HMAC-SHA256(secret, f"{delivery_id}.{timestamp}.{body}"))>
+and the body is {"entity", "action", "timestamp", "data": {...}}; for
+`model_version_alias.created` data is {"name", "alias", "version"}.
+
+Answers: 401 bad/missing signature or stale timestamp, 400 malformed body,
+200 ignored (other events, other aliases/models, repeated delivery), 202 accepted.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mlserve.promotion.events import MODEL_PROMOTED, ModelPromoted, put_event, utc_now
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "x-mlflow-signature"
+TIMESTAMP_HEADER = "x-mlflow-timestamp"
+DELIVERY_ID_HEADER = "x-mlflow-delivery-id"
+SIGNATURE_VERSION = "v1"
+MAX_AGE_SECONDS = 300
+MAX_FUTURE_SKEW_SECONDS = 60
+ACCEPTED_EVENT = ("model_version_alias", "created")
+
+
+def sign(secret: str, delivery_id: str, timestamp: str, payload: str) -> str:
+    """The signature MLflow sends (same construction as mlflow.webhooks.delivery)."""
+    digest = hmac.new(secret.encode(), f"{delivery_id}.{timestamp}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode()}"
+
+
+def verify_signature(secrets: list[str], delivery_id: str, timestamp: str, payload: str, signature: str) -> bool:
+    """Constant-time check against every current secret (more than one during a rotation)."""
+    if not signature.startswith(f"{SIGNATURE_VERSION},"):
+        return False
+    return any(hmac.compare_digest(sign(secret, delivery_id, timestamp, payload), signature) for secret in secrets)
+
+
+class DeliveryLedger(Protocol):
+    def claim(self, delivery_id: str) -> bool:
+        """Record the delivery id; False when it was already recorded (a replay)."""
+
+    def release(self, delivery_id: str) -> None:
+        """Forget a claim (the event could not be forwarded; MLflow will retry it)."""
+
+
+class MemoryLedger:
+    """For local runs and tests; per-process only."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def claim(self, delivery_id: str) -> bool:
+        with self._lock:
+            if delivery_id in self._seen:
+                return False
+            self._seen.add(delivery_id)
+            return True
+
+    def release(self, delivery_id: str) -> None:
+        with self._lock:
+            self._seen.discard(delivery_id)
+
+
+class DynamoLedger:
+    """A conditional put per delivery id; items expire (TTL attribute `expires_at`) well
+    after the 5-minute replay window."""
+
+    def __init__(self, table: str, client: Any = None, ttl_seconds: int = 24 * 3600) -> None:
+        self.table = table
+        self.ttl_seconds = ttl_seconds
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("dynamodb")
+        return self._client
+
+    def claim(self, delivery_id: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={"delivery_id": {"S": delivery_id}, "expires_at": {"N": str(int(time.time()) + self.ttl_seconds)}},
+                ConditionExpression="attribute_not_exists(delivery_id)",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release(self, delivery_id: str) -> None:
+        self.client.delete_item(TableName=self.table, Key={"delivery_id": {"S": delivery_id}})
+
+
+class SecretProvider:
+    """The webhook secret from Secrets Manager, cached for `ttl_seconds`. The secret string
+    is the secret itself, or JSON {"secret": ..., "previous": ...} during a rotation."""
+
+    def __init__(
+        self,
+        secret_id: str,
+        client: Any = None,
+        ttl_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.secret_id = secret_id
+        self.ttl_seconds = ttl_seconds
+        self._client = client
+        self._clock = clock
+        self._cached: list[str] | None = None
+        self._fetched_at = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> list[str]:
+        with self._lock:
+            if self._cached is None or self._clock() - self._fetched_at >= self.ttl_seconds:
+                self._cached = self._fetch()
+                self._fetched_at = self._clock()
+            return self._cached
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._cached = None
+
+    def _fetch(self) -> list[str]:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("secretsmanager")
+        raw = str(self._client.get_secret_value(SecretId=self.secret_id)["SecretString"])
+        try:
+            parsed = json.loads(raw)
+        except json.JSONDecodeError:
+            return [raw]
+        if isinstance(parsed, dict):
+            return [str(parsed[k]) for k in ("secret", "previous") if parsed.get(k)]
+        return [raw]
+
+
+@dataclass
+class WebhookConfig:
+    bus: str
+    alias: str = "champion"
+    registry_uri: str | None = None
+    model_names: frozenset[str] = field(default_factory=frozenset)  # empty: any model
+    max_age_seconds: int = MAX_AGE_SECONDS
+
+
+@dataclass
+class WebhookResult:
+    status: int
+    body: dict[str, Any]
+
+    def to_proxy_response(self) -> dict[str, Any]:
+        return {
+            "statusCode": self.status,
+            "headers": {"Content-Type": "application/json"},
+            "body": json.dumps(self.body),
+        }
+
+
+def handle_delivery(
+    headers: dict[str, str],
+    body: str,
+    *,
+    config: WebhookConfig,
+    secrets: Callable[[], list[str]],
+    ledger: DeliveryLedger,
+    events_client: Any,
+    now: Callable[[], float] = time.time,
+) -> WebhookResult:
+    h = {k.lower(): v for k, v in headers.items()}
+    delivery_id = h.get(DELIVERY_ID_HEADER, "")
+    timestamp = h.get(TIMESTAMP_HEADER, "")
+    signature = h.get(SIGNATURE_HEADER, "")
+    if not (delivery_id and timestamp and signature):
+        return WebhookResult(401, {"error": "missing MLflow signature headers"})
+    if not verify_signature(secrets(), delivery_id, timestamp, body, signature):
+        # maybe the secret was rotated since we cached it: refetch once
+        invalidate = getattr(secrets, "invalidate", None)
+        if invalidate is None:
+            return WebhookResult(401, {"error": "bad signature"})
+        invalidate()
+        if not verify_signature(secrets(), delivery_id, timestamp, body, signature):
+            return WebhookResult(401, {"error": "bad signature"})
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        return WebhookResult(401, {"error": "bad timestamp"})
+    age = now() - sent_at
+    if age > config.max_age_seconds or age < -MAX_FUTURE_SKEW_SECONDS:
+        return WebhookResult(401, {"error": f"stale delivery (timestamp {age:.0f}s old)"})
+    try:
+        payload = json.loads(body)
+        entity, action, data = payload["entity"], payload["action"], payload.get("data") or {}
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return WebhookResult(400, {"error": "body is not an MLflow webhook payload"})
+    if (entity, action) != ACCEPTED_EVENT:
+        return WebhookResult(200, {"status": "ignored", "reason": f"event {entity}.{action} does not promote"})
+    name, alias, version = data.get("name"), data.get("alias"), data.get("version")
+    if not (name and alias and version):
+        return WebhookResult(400, {"error": "model_version_alias.created without name, alias or version"})
+    if alias != config.alias:
+        return WebhookResult(200, {"status": "ignored", "reason": f"alias {alias!r} is not {config.alias!r}"})
+    if config.model_names and name not in config.model_names:
+        return WebhookResult(200, {"status": "ignored", "reason": f"model {name!r} is not served here"})
+    if not ledger.claim(delivery_id):
+        logger.warning("replayed webhook delivery %s ignored", delivery_id)
+        return WebhookResult(200, {"status": "duplicate", "delivery_id": delivery_id})
+    promotion = ModelPromoted(
+        model_name=str(name),
+        version=str(version),
+        source="mlflow-alias",
+        registry_uri=config.registry_uri,
+        promoted_at=str(payload.get("timestamp") or utc_now()),
+        requested_by="mlflow-webhook",
+        alias=str(alias),
+        delivery_id=delivery_id,
+    )
+    try:
+        event_id = put_event(events_client, config.bus, MODEL_PROMOTED, promotion.to_detail())
+    except Exception as exc:
+        ledger.release(delivery_id)  # let MLflow's retry through
+        logger.error("could not put the ModelPromoted event: %s", exc)
+        return WebhookResult(502, {"error": "could not forward the promotion"})
+    logger.info("accepted %s v%s @%s (delivery %s, event %s)", name, version, alias, delivery_id, event_id)
+    return WebhookResult(202, {"status": "accepted", "model_name": name, "version": str(version), "event_id": event_id})
+
+
+def proxy_request(event: dict[str, Any]) -> tuple[dict[str, str], str]:
+    """Headers and raw body of an API Gateway proxy event (REST v1 or HTTP API v2)."""
+    headers = {str(k): str(v) for k, v in (event.get("headers") or {}).items()}
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode("utf-8")
+    return headers, body

@@ -1,0 +1,103 @@
+"""ServingConfig: defaults from cdk.json, -c overrides (strings), and clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from infra.config import DEFAULTS, ConfigError, FunctionSettings, ServingConfig
+from tests.infra.conftest import CDK_JSON_CONTEXT
+
+
+def config(**overrides: Any) -> ServingConfig:
+    return ServingConfig.from_mapping({**CDK_JSON_CONTEXT, **overrides})
+
+
+def test_cdk_json_and_builtin_defaults_agree() -> None:
+    assert config() == ServingConfig.from_mapping({})
+    for key in DEFAULTS:
+        assert CDK_JSON_CONTEXT[key] == DEFAULTS[key], key
+
+
+def test_defaults() -> None:
+    cfg = config()
+    assert cfg.model_name == "demo-classifier"
+    assert cfg.registry_alias == "champion"
+    assert cfg.architecture == "arm64"
+    assert cfg.python_runtime == "python3.14"
+    assert cfg.python_version == "3.14"
+    assert cfg.auth == "api_key"
+    assert cfg.environment == "dev" and not cfg.is_prod
+    assert cfg.refresh_seconds == 15
+    assert cfg.allow_pickle is False
+    assert cfg.max_rows == 10000
+    assert cfg.log_retention_days == 30
+    assert cfg.api_function == FunctionSettings(memory_mb=2048, timeout_seconds=29)
+
+
+def test_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config().model_name = "other"  # type: ignore[misc]
+
+
+def test_cli_overrides_arrive_as_strings() -> None:
+    cfg = config(
+        allow_pickle="true",
+        refresh_seconds="30",
+        architecture="x86_64",
+        environment="prod",
+        auth="iam",
+        throttle_rate_limit="12.5",
+        functions='{"api": {"memory_mb": 1024}}',
+    )
+    assert cfg.allow_pickle is True
+    assert cfg.refresh_seconds == 30
+    assert cfg.architecture == "x86_64"
+    assert cfg.is_prod
+    assert cfg.auth == "iam"
+    assert cfg.throttle_rate_limit == 12.5
+    # A partial override keeps the other defaults of that function.
+    assert cfg.api_function == FunctionSettings(memory_mb=1024, timeout_seconds=29)
+    assert cfg.batch_function == FunctionSettings(memory_mb=3008, timeout_seconds=900)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"architecture": "foo"}, "context 'architecture' must be arm64 or x86_64, got 'foo'"),
+        ({"auth": "cognito"}, "context 'auth' must be api_key, iam or none, got 'cognito'"),
+        ({"environment": "staging"}, "context 'environment' must be dev or prod, got 'staging'"),
+        ({"python_runtime": "python3.9"}, "context 'python_runtime' must look like python3.N"),
+        ({"python_runtime": "nodejs22.x"}, "context 'python_runtime' must look like python3.N"),
+        ({"model_name": "../etc"}, "context 'model_name' must start with a letter or digit"),
+        ({"model_name": ""}, "context 'model_name' must be a non-empty string"),
+        ({"registry_alias": " "}, "context 'registry_alias' must be a non-empty string"),
+        ({"allow_pickle": "maybe"}, "context 'allow_pickle' must be true or false, got 'maybe'"),
+        ({"refresh_seconds": "soon"}, "context 'refresh_seconds' must be an integer, got 'soon'"),
+        ({"refresh_seconds": -1}, "context 'refresh_seconds' must be between 0 and 3600, got -1"),
+        ({"max_rows": 0}, "context 'max_rows' must be between 1 and 10000000, got 0"),
+        ({"max_body_bytes": 7 * 1024 * 1024}, "context 'max_body_bytes' must be between 1 and 6291456"),
+        ({"throttle_rate_limit": "fast"}, "context 'throttle_rate_limit' must be a number, got 'fast'"),
+        ({"throttle_burst_limit": True}, "context 'throttle_burst_limit' must be an integer, got True"),
+        ({"quota_requests_per_day": 0}, "context 'quota_requests_per_day' must be between 1"),
+        ({"log_retention_days": 31}, "context 'log_retention_days' must be one of [1, 3, 5, 7, 14, 30,"),
+        ({"functions": {"api": {"memory_mb": 64}}}, "context 'functions.api.memory_mb' must be between 128"),
+        ({"functions": {"batch": {"timeout_seconds": 901}}}, "'functions.batch.timeout_seconds' must be between 1"),
+        ({"functions": {"api": {"timeout_seconds": 60}}}, "'functions.api.timeout_seconds' must be <= 29"),
+        ({"functions": {"api": {"memroy_mb": 512}}}, "'functions.api' has unknown key(s) ['memroy_mb']"),
+        ({"functions": {"train": {}}}, "context 'functions' has unknown function(s) ['train']"),
+        ({"functions": "{not json"}, "context 'functions' is not valid JSON"),
+        ({"functions": 5}, "context 'functions' must be an object, got 5"),
+        ({"auth": "none", "environment": "prod"}, "context 'auth' none leaves the API open"),
+    ],
+)
+def test_invalid_context_names_the_key(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        config(**overrides)
+    assert message in str(error.value)
+
+
+def test_auth_none_is_allowed_in_dev() -> None:
+    assert config(auth="none").auth == "none"

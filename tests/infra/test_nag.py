@@ -1,0 +1,109 @@
+"""cdk-nag (AwsSolutions + Serverless): zero unacknowledged findings, every acknowledgement
+attached to the construct that owns the finding and carrying a specific reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk.assertions import Template
+from cdk_nag import AwsSolutionsChecks, ServerlessChecks
+
+from infra.nag import register_nag
+from tests.infra.conftest import Synth, synth
+
+PACKS = (AwsSolutionsChecks, ServerlessChecks)
+
+
+def validation_report(result: Synth) -> dict[str, Any]:
+    """CDK's own policy-validation report: findings minus acknowledgements, with reasons.
+    ``app.synth()`` raises when any finding is left unacknowledged."""
+    assembly = result.app.synth()
+    return json.loads((Path(assembly.directory) / "validation-report.json").read_text())
+
+
+def raw_findings(result: Synth, pack: type) -> set[tuple[str, str]]:
+    """Everything the pack flags before acknowledgements: (rule, construct path)."""
+    violations = pack().validate_scope(result.stack).violations
+    return {(v.rule_name, r.construct_path) for v in violations for r in v.violating_resources}
+
+
+@pytest.fixture(scope="module", params=["api_key", "iam", "none", "prod"])
+def variant(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    outdir = str(tmp_path_factory.mktemp("cdk.out"))
+    if request.param == "prod":
+        return synth(outdir=outdir, environment="prod")
+    return synth(outdir=outdir, auth=request.param)
+
+
+def test_both_packs_run_with_zero_unacknowledged_findings(variant: Synth) -> None:
+    report = validation_report(variant)
+    plugins = {plugin["pluginName"]: plugin for plugin in report["pluginReports"]}
+    assert set(plugins) == {"AwsSolutions", "Serverless"}
+    for name, plugin in plugins.items():
+        assert plugin["violations"] == [], (name, plugin["violations"])
+        assert plugin["conclusion"] == "success"
+
+
+@pytest.mark.parametrize("pack", PACKS, ids=lambda pack: pack.__name__)
+def test_every_raw_finding_is_acknowledged_specifically(variant: Synth, pack: type) -> None:
+    report = validation_report(variant)
+    stack_path = variant.stack.node.path
+    suppressed = {
+        (finding["ruleName"], construct["constructPath"]): finding
+        for plugin in report["pluginReports"]
+        for finding in plugin.get("suppressedViolations", [])
+        for construct in finding["violatingConstructs"]
+    }
+    for rule, path in raw_findings(variant, pack):
+        finding = suppressed.get((rule, path))
+        assert finding is not None, f"{rule} on {path} is neither fixed nor acknowledged"
+        # Acknowledged on the owning construct (or a parent inside the stack), never
+        # stack- or app-wide, and with a reason that explains this case.
+        acknowledged_at = finding["acknowledgedAt"]
+        assert acknowledged_at.startswith(stack_path + "/"), (rule, acknowledged_at)
+        assert path.startswith(acknowledged_at), (rule, acknowledged_at, path)
+        assert len(finding["reason"]) >= 60, (rule, finding["reason"])
+
+
+def test_expected_acknowledgements_only(default_synth: Synth) -> None:
+    rules = sorted({rule for pack in PACKS for rule, _ in raw_findings(default_synth, pack)})
+    bucket_id = default_synth.logical_id(default_synth.stack.model_store.bucket)
+    assert rules == sorted(
+        [
+            "AwsSolutions-APIG2",
+            "AwsSolutions-APIG3",
+            "AwsSolutions-APIG4",
+            "AwsSolutions-COG4",
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]",
+            "AwsSolutions-IAM5[Resource::*]",
+            f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/models/demo-classifier/*]",
+            "Serverless-LambdaDLQ",
+        ]
+    )
+
+
+def test_iam_auth_satisfies_apig4_without_acknowledgement(iam_synth: Synth) -> None:
+    rules = {rule for rule, _ in raw_findings(iam_synth, AwsSolutionsChecks)}
+    assert "AwsSolutions-APIG4" not in rules
+
+
+def test_nag_runs_as_a_validation_plugin_and_fails_synth() -> None:
+    """Registered on the app, a finding fails synthesis (not just a printed warning)."""
+    app = App(context={"aws:cdk:bundling-stacks": []})
+    stack = Stack(app, "Bad")
+    lambda_.Function(
+        stack,
+        "Old",
+        runtime=lambda_.Runtime.PYTHON_3_11,
+        handler="x.handler",
+        code=lambda_.Code.from_inline("def handler(e, c): pass"),
+    )
+    register_nag(app)
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        Template.from_stack(stack)
