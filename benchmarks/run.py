@@ -278,6 +278,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer/shorter repeats (smoke run)")
     parser.add_argument("--skip", default="", help="comma-separated: size,warm,fastpaths,cold,http,batch")
+    parser.add_argument("--name", default=None, help="results file stem (default: today's date)")
     args = parser.parse_args()
     skip = {s for s in args.skip.split(",") if s}
     store_uri, model_dir, features = demo_store()
@@ -309,7 +310,7 @@ def main() -> None:
             print(f"   failed: {exc}", flush=True)
         print(f"   {time.perf_counter() - started:.0f} s", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
+    stamp = args.name or datetime.now(UTC).strftime("%Y-%m-%d")
     (RESULTS / f"{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
     report = markdown(results)
     (RESULTS / f"{stamp}.md").write_text(report)
