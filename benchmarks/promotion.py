@@ -16,79 +16,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from tests.local_servers import start_mlflow_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "demo-classifier"
 BUS = "mlserve-bench"
 SECRET = "bench-webhook-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_mlflow(root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    from cryptography.fernet import Fernet
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
-        "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
-        "MLFLOW_WEBHOOK_CACHE_TTL": "1",
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    log = (root / "server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--serve-artifacts",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=root,
-        start_new_session=True,  # own process group: teardown stops its workers too
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"mlflow server exited: see {root / 'server.log'}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                return process, url
-        except OSError:
-            time.sleep(0.5)
-    os.killpg(process.pid, signal.SIGKILL)
-    raise SystemExit("mlflow server did not start")
 
 
 def setup_aws(tmp: Path, registry: str, refresh: float) -> tuple[Any, Any, str]:
@@ -160,7 +101,7 @@ def main() -> None:
     from moto import mock_aws
 
     tmp = Path(tempfile.mkdtemp(prefix="mlserve-bench-promotion-"))
-    server, url = start_mlflow(tmp)
+    server, url, _ = start_mlflow_server(tmp)
     marks: dict[str, float] = {}
     try:
         with mock_aws():
@@ -269,8 +210,6 @@ def main() -> None:
             stamp = time.strftime("%Y-%m-%d")
             (out / f"promotion-{stamp}-refresh{args.refresh_seconds:g}s.json").write_text(json.dumps(summary, indent=2))
     finally:
-        from tests.integration.promotion.conftest import stop_server
-
         stop_server(server)
 
 

@@ -15,7 +15,6 @@ import csv
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import publish
+from tests.local_servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("ui_flow.mjs")
@@ -54,13 +54,6 @@ def missing_tools() -> str | None:
 def browser_tools() -> None:
     if reason := missing_tools():
         pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -5,16 +5,11 @@ API-Gateway-shaped events to `lambda_promote.webhook.handler`."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,18 +18,14 @@ from typing import Any
 
 import pytest
 
+from tests.local_servers import start_mlflow_server, stop_server
+
 MODEL_BUCKET = "mlserve-models-test"  # the top-level `s3` fixture's bucket
 MODEL = "demo-classifier"
 BUS = "mlserve-test-bus"
 SECRET_NAME = "mlserve/webhook-test"
 WEBHOOK_SECRET = "s3cr3t-webhook-key"
 TABLE = "mlserve-webhook-deliveries-test"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -50,88 +41,17 @@ class MlflowServer:
         return MlflowClient(tracking_uri=self.url)
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"mlflow server exited ({process.returncode}): {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"mlflow server did not become healthy in {timeout}s: {log.read_text()[-2000:]}")
-
-
-def stop_server(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server's own process group (it was started in a new session), then
-    SIGKILL what is left after a bounded wait."""
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait)
-            if sig == signal.SIGTERM:
-                # workers of the group may outlive the parent briefly
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """A real MLflow tracking server + registry with demo-classifier versions:
     v1 (C=1.0), v2 (C=0.3), v3 (C=0.1); no alias set yet."""
     import mlflow
-    from cryptography.fernet import Fernet
 
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
-        "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
-        "MLFLOW_WEBHOOK_CACHE_TTL": "1",
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    log = root / "server.log"
-    mlflow_bin = Path(sys.executable).parent / "mlflow"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                str(mlflow_bin),
-                "server",
-                "--backend-store-uri",
-                f"sqlite:///{root / 'mlflow.db'}",
-                "--serve-artifacts",
-                "--artifacts-destination",
-                str(root / "artifacts"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=root,
-            start_new_session=True,  # own process group: teardown stops its workers too
-        )
+    process, url, log = start_mlflow_server(root)
     previous_uri = mlflow.get_tracking_uri()
     previous_env = os.environ.get("MLFLOW_TRACKING_URI")
     try:
-        _wait_healthy(url, process, log)
         from examples.train import train_classifier
 
         os.environ["MLFLOW_TRACKING_URI"] = url
