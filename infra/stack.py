@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
@@ -16,6 +16,7 @@ from infra.bundling import DEFAULT_CACHE_ROOT, common_layer_code, deps_layer_cod
 from infra.config import ServingConfig
 from infra.functions import FunctionFactory, lambda_architecture, lambda_runtime
 from infra.model_store import ModelStore
+from infra.monitoring import Monitoring
 from infra.nag import acknowledge
 from infra.online_api import OnlineApi
 from infra.promotion import Promotion
@@ -95,6 +96,24 @@ class MlserveStack(Stack):
             api=self.online_api.api,
         )
 
+        # Alarms (API 5XX rate and p99, errors/throttles per function, batch DLQ,
+        # ModelDeploymentFailed) to one SNS topic, and the dashboard.
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            api=self.online_api.api,
+            functions={
+                "api": self.online_api.function,
+                "batch": self.batch.function,
+                "redeploy": self.promotion.redeploy_function,
+                "webhook": self.promotion.webhook_function,
+            },
+            batch_dlq=self.batch.dead_letter_queue,
+            event_bus=self.promotion.bus,
+            alarm_email=config.alarm_email,
+            removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
+        )
+
         self._acknowledge_cdk_provided_findings()
 
         CfnOutput(self, "ApiUrl", value=self.online_api.url, description="Base URL of the API")
@@ -134,6 +153,18 @@ class MlserveStack(Stack):
             "WebhookSecretArn",
             value=self.promotion.webhook_secret.secret_arn,
             description="aws secretsmanager get-secret-value --secret-id <this> --query SecretString --output text",
+        )
+        CfnOutput(
+            self,
+            "AlarmTopicArn",
+            value=self.monitoring.topic.topic_arn,
+            description="SNS topic of every mlserve alarm (context alarm_email subscribes an address)",
+        )
+        CfnOutput(
+            self,
+            "DashboardName",
+            value=self.monitoring.dashboard.dashboard_name,
+            description="CloudWatch dashboard: online, batch and deployment views",
         )
 
     def _acknowledge_cdk_provided_findings(self) -> None:

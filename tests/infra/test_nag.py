@@ -84,7 +84,8 @@ def test_expected_acknowledgements_only(default_synth: Synth) -> None:
             f"AwsSolutions-IAM5[Resource::<{batch_id}.Arn>/incoming/*]",
             f"AwsSolutions-IAM5[Resource::<{batch_id}.Arn>/results/*]",
             f"AwsSolutions-IAM5[Resource::<{batch_id}.Arn>/results/.markers/*]",
-            # the batch and redeploy DLQs (infra/functions.py, async functions)
+            # the batch and redeploy DLQs (infra/functions.py, async functions) and the alarm
+            # topic's dead-letter queue (infra/monitoring.py)
             "AwsSolutions-SQS3",
             "Serverless-SQSRedrivePolicy",
             # CDK's own BucketNotificationsHandler (infra/stack.py)

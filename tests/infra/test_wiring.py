@@ -210,3 +210,78 @@ def test_page_shell_is_key_free_and_everything_else_keyed(default_synth: Synth) 
         assert methods[key]["ApiKeyRequired"] is True, key
     # no explicit /batch resource: batch routes reach the app through the keyed {proxy+}
     assert not [k for k in methods if k[1].startswith("/batch")]
+
+
+# --- monitoring ----------------------------------------------------------------------------
+
+
+def test_alarms_watch_every_function_the_api_and_the_batch_dlq(default_synth: Synth) -> None:
+    stack = default_synth.stack
+    monitoring = stack.monitoring
+    alarms = default_synth.of_type("AWS::CloudWatch::Alarm")
+    by_key = {key: alarms[default_synth.logical_id(alarm)]["Properties"] for key, alarm in monitoring.alarms.items()}
+    functions = {
+        "Api": stack.online_api.function,
+        "Batch": stack.batch.function,
+        "Redeploy": stack.promotion.redeploy_function,
+        "Webhook": stack.promotion.webhook_function,
+    }
+    # every mlserve function (CDK's own deploy-time helpers aside) has an errors and a throttles alarm
+    python_functions = {
+        logical_id
+        for logical_id, function in default_synth.of_type("AWS::Lambda::Function").items()
+        if str(function["Properties"].get("Handler", "")).startswith("lambda_")
+    }
+    assert python_functions == {default_synth.logical_id(f) for f in functions.values()}
+    for label, function in functions.items():
+        for metric in ("Errors", "Throttles"):
+            alarm = by_key[f"{label}{metric}"]
+            assert alarm["MetricName"] == metric and alarm["Namespace"] == "AWS/Lambda"
+            assert alarm["Dimensions"] == [
+                {"Name": "FunctionName", "Value": {"Ref": default_synth.logical_id(function)}}
+            ]
+    api_name = {"Name": "ApiName", "Value": f"mlserve-{stack.config.model_name}"}
+    assert by_key["Api5xxRate"]["MetricName"] == "5XXError" and api_name in by_key["Api5xxRate"]["Dimensions"]
+    assert by_key["ApiLatencyP99"]["ExtendedStatistic"] == "p99"
+    dlq = by_key["BatchDlqNotEmpty"]
+    assert dlq["Dimensions"] == [
+        {
+            "Name": "QueueName",
+            "Value": {"Fn::GetAtt": [default_synth.logical_id(stack.batch.dead_letter_queue), "QueueName"]},
+        }
+    ]
+    topic = {"Ref": default_synth.logical_id(monitoring.topic)}
+    for alarm in by_key.values():
+        assert alarm["AlarmActions"] == [topic] and alarm["OKActions"] == [topic]
+
+
+def test_deployment_failures_from_the_promotion_bus_reach_the_topic(default_synth: Synth) -> None:
+    monitoring = default_synth.stack.monitoring
+    assert monitoring.deployment_failed_rule is not None
+    rule = props(default_synth, monitoring.deployment_failed_rule)
+    assert rule["EventBusName"] == {"Ref": default_synth.logical_id(default_synth.stack.promotion.bus)}
+    assert rule["EventPattern"] == {"source": ["mlserve.registry"], "detail-type": ["ModelDeploymentFailed"]}
+    [target] = rule["Targets"]
+    assert target["Arn"] == {"Ref": default_synth.logical_id(monitoring.topic)}
+    assert "DeploymentFailed" in monitoring.alarms
+    assert default_synth.of_type("AWS::CloudWatch::Dashboard")
+
+
+def test_alarm_topic_has_no_subscription_by_default(default_synth: Synth) -> None:
+    assert not default_synth.of_type("AWS::SNS::Subscription")
+    outputs = default_synth.template.to_json()["Outputs"]
+    assert outputs["AlarmTopicArn"]["Value"] == {"Ref": default_synth.logical_id(default_synth.stack.monitoring.topic)}
+    assert "DashboardName" in outputs
+
+
+def test_alarm_email_subscribes_to_the_topic() -> None:
+    result = synth(alarm_email="ops@example.com")
+    [subscription] = [s["Properties"] for s in result.of_type("AWS::SNS::Subscription").values()]
+    assert subscription["Protocol"] == "email" and subscription["Endpoint"] == "ops@example.com"
+    assert subscription["TopicArn"] == {"Ref": result.logical_id(result.stack.monitoring.topic)}
+
+
+def test_prod_retains_the_alarm_key_and_dead_letters(prod_synth: Synth) -> None:
+    monitoring = prod_synth.stack.monitoring
+    for construct in (monitoring.key, monitoring.dead_letters):
+        assert prod_synth.resources[prod_synth.logical_id(construct)]["DeletionPolicy"] == "Retain"
