@@ -18,6 +18,7 @@ help:
 	@echo "make synth  - synthesize the CDK app (cdk.out/)"
 	@echo "make bench  - run the benchmarks (writes benchmarks/results/)"
 	@echo "make browser - the web page in a real browser (installs Chromium + playwright-core)"
+	@echo "make e2e    - deploy the real stack to MiniStack (no Docker/AWS) and run tests/e2e"
 
 $(STAMP): pyproject.toml layers/deps/requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11+) on PATH"; exit 1; }
@@ -74,6 +75,9 @@ infra: $(STAMP) $(NODE_STAMP)
 
 synth: $(STAMP) $(NODE_STAMP)
 	npx cdk synth --quiet
+
+e2e: $(STAMP) $(NODE_STAMP)
+	tests/e2e/run.sh
 
 bench-deps:
 	@command -v wrk >/dev/null || { \

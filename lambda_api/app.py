@@ -24,6 +24,7 @@ from mlserve.http import (
     require_media_type,
 )
 from mlserve.live import LiveModel
+from mlserve.observability import on_model_swap, record_prediction, record_validation_error
 from mlserve.protocol import parse_json, rows_from_csv, rows_from_payload
 from mlserve.scoring import LoadedModel, predict_rows
 from mlserve.store import open_store
@@ -60,6 +61,7 @@ def live_from_env() -> tuple[LiveModel, Settings]:
         allow_pickle=settings.allow_pickle,
         max_rows=settings.max_rows,
         cache_dir=settings.cache_dir,
+        on_swap=on_model_swap,
     )
     return live, settings
 
@@ -89,6 +91,10 @@ class Runtime:
 
     def model(self) -> LoadedModel:
         return self.live.get()
+
+    def current_model(self) -> LoadedModel | None:
+        """The model being served, without loading or refreshing anything."""
+        return self._built[0].current if self._built is not None else None
 
 
 def model_headers(model: LoadedModel) -> dict[str, str]:
@@ -124,6 +130,8 @@ def create_app(factory: Callable[[], tuple[LiveModel, Settings]] = live_from_env
     @app.exception_handler(MlserveError)
     async def mlserve_error(request: Request, exc: MlserveError) -> Response:
         status = exc.status if isinstance(exc, InputError) else 503 if isinstance(exc, ModelUnavailableError) else 500
+        if isinstance(exc, InputError):
+            record_validation_error(runtime.current_model(), exc.code)
         if status >= 500 and status != 503:
             logger.error("request failed: %s", exc)
         return JSONBytes(error_body_for(exc), status_code=status)
@@ -141,6 +149,7 @@ def create_app(factory: Callable[[], tuple[LiveModel, Settings]] = live_from_env
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         details = [ErrorDetail(list(e.get("loc", [])), str(e.get("msg"))) for e in exc.errors()]
+        record_validation_error(runtime.current_model(), "validation_error")
         return JSONBytes(error_body("validation_error", "invalid request", details), status_code=422)
 
     @app.exception_handler(Exception)
@@ -167,6 +176,7 @@ def create_app(factory: Callable[[], tuple[LiveModel, Settings]] = live_from_env
         model = runtime.model()
         payload = model.schema.validate_predict_body(body)
         result = predict_rows(model, payload["instances"], probabilities=payload.get("probabilities", False))
+        record_prediction(model, len(payload["instances"]))
         content: dict[str, Any] = {"predictions": result.predictions, "model": result.model.to_dict()}
         if result.probabilities is not None:
             content["probabilities"] = result.probabilities
@@ -195,6 +205,7 @@ def create_app(factory: Callable[[], tuple[LiveModel, Settings]] = live_from_env
             raw_rows = rows_from_payload(parse_json(body), model.schema.column_names)
         rows = model.schema.validate_rows(raw_rows, forbid_extra=False)
         result = predict_rows(model, rows)
+        record_prediction(model, len(rows))
         return JSONBytes({"predictions": result.predictions}, headers=model_headers(model))
 
     @app.get("/health", summary="200 with the live version; 503 while no model can be loaded")

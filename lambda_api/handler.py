@@ -6,8 +6,10 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from mangum import Mangum
+from mangum.types import LambdaContext, LambdaEvent
 
 from lambda_api.app import app
+from mlserve.observability import API_GATEWAY_REQUEST_ID, instrument
 
 Scope = MutableMapping[str, Any]
 
@@ -41,4 +43,20 @@ def _prefix_scope(scope: Scope) -> Scope:
     return {}
 
 
-handler = Mangum(StagePrefix(app), lifespan="off")
+class ObservedMangum(Mangum):
+    """Mangum wrapped in Powertools: JSON logs with the API Gateway request id as the
+    correlation id (never the event or body), EMF metrics flushed per invocation with the
+    cold start metric, X-Ray when enabled. ``self.app`` stays swappable (tests do)."""
+
+    def __init__(self, asgi: Any, **kwargs: Any) -> None:
+        super().__init__(asgi, **kwargs)
+        self._observed = instrument(super().__call__, correlation_id_path=API_GATEWAY_REQUEST_ID)
+
+    def __call__(self, event: LambdaEvent, context: LambdaContext) -> dict[str, Any]:
+        if context is None:  # called outside Lambda (tools, some tests): no context to log
+            return super().__call__(event, context)
+        result: dict[str, Any] = self._observed(event, context)
+        return result
+
+
+handler = ObservedMangum(StagePrefix(app), lifespan="off")

@@ -18,21 +18,39 @@ from typing import Annotated, Any, NotRequired
 
 import numpy as np
 import orjson
-from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
+from pydantic import AfterValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from mlserve.errors import ErrorDetail, InputError
 from mlserve.mlmodel import ColumnSpec
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+# Values must fit the numpy dtype the column becomes (see NUMPY_DTYPES): out of range is a
+# 422 naming the field, not an OverflowError (500) or a silently wrong value (inf, a
+# wrapped-around date).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+Float32 = Annotated[float, Field(allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+# datetime64[ns] covers 1677-09-21 .. 2262-04-11; one day of margin for UTC offsets.
+DATETIME_MIN = datetime(1677, 9, 23)
+DATETIME_MAX = datetime(2262, 4, 10)
+
+
+def _datetime_in_range(value: datetime) -> datetime:
+    if not DATETIME_MIN <= value.replace(tzinfo=None) <= DATETIME_MAX:
+        raise ValueError(f"datetime must be between {DATETIME_MIN:%Y-%m-%d} and {DATETIME_MAX:%Y-%m-%d}")
+    return value
+
+
 # Dates arrive as strings in many shapes ("2024-01-02", "2024-01-02T10:00:00Z"): lax.
-LaxDatetime = Annotated[datetime, Strict(False)]
+LaxDatetime = Annotated[datetime, Strict(False), AfterValidator(_datetime_in_range)]
 
 PYTHON_TYPES: dict[str, Any] = {
     "double": FiniteFloat,
-    "float": FiniteFloat,
-    "long": int,
-    "integer": int,
+    "float": Float32,
+    "long": Int64,
+    "integer": Int32,
     "boolean": bool,
     "string": str,
     "datetime": LaxDatetime,

@@ -1,0 +1,204 @@
+"""Powertools for AWS Lambda, set up once for every mlserve function.
+
+- ``logger``: JSON logs with the service name, the correlation id (API Gateway request id,
+  S3 request id, EventBridge event id) and, once a model is loaded, ``model_name`` and
+  ``model_version`` on every line. Events and request bodies are never logged
+  (``log_event=False`` always; the stdlib loggers of ``mlserve`` and ``lambda_api`` are
+  routed through the same JSON formatter).
+- ``metrics``: CloudWatch EMF, namespace ``POWERTOOLS_METRICS_NAMESPACE`` (default
+  ``mlserve``), the model name and version as dimensions. Locally the EMF blobs are
+  printed to stdout; ``POWERTOOLS_METRICS_DISABLED=true`` silences them.
+- ``tracer``: X-Ray via Powertools when running in Lambda with ``aws_xray_sdk`` available
+  and ``POWERTOOLS_TRACE_DISABLED`` not set; otherwise a no-op with the same decorators.
+
+Recording helpers are tiny and never raise: observability must not fail a request.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "mlserve"
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "mlserve"
+
+# Metric names: the Monitoring construct's dashboard refers to these.
+PREDICTIONS = "Predictions"  # rows predicted by the online API
+PREDICTION_REQUESTS = "PredictionRequests"
+VALIDATION_ERRORS = "ValidationErrors"  # requests refused with a 4xx for their input
+ROWS_SCORED = "RowsScored"  # batch
+ROWS_REJECTED = "RowsRejected"  # batch
+MODEL_LOAD_SECONDS = "ModelLoadSeconds"
+REDEPLOYS = "Redeploys"  # dimension outcome=succeeded|failed|refused|...
+COLD_START = "ColdStart"  # emitted by Powertools (capture_cold_start_metric)
+
+API_GATEWAY_REQUEST_ID = correlation_paths.API_GATEWAY_REST  # requestContext.requestId (v1 and v2)
+S3_REQUEST_ID = 'Records[0].responseElements."x-amz-request-id"'
+EVENTBRIDGE_EVENT_ID = correlation_paths.EVENT_BRIDGE
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+logger = Logger(service=SERVICE, utc=True)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+_own_log = logging.getLogger(__name__)
+
+
+class TracerLike(Protocol):
+    def capture_lambda_handler(self, lambda_handler: Any = None, **kwargs: Any) -> Any: ...
+    def capture_method(self, method: Any = None, **kwargs: Any) -> Any: ...
+
+
+class NoOpTracer:
+    """Same decorators as Powertools' Tracer; does nothing (local runs, tests, emulators)."""
+
+    enabled = False
+
+    def capture_lambda_handler(self, lambda_handler: Any = None, **kwargs: Any) -> Any:
+        return lambda_handler if lambda_handler is not None else (lambda fn: fn)
+
+    def capture_method(self, method: Any = None, **kwargs: Any) -> Any:
+        return method if method is not None else (lambda fn: fn)
+
+    def put_annotation(self, key: str, value: Any) -> None:
+        return None
+
+
+def tracing_enabled(environ: dict[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    if env.get("POWERTOOLS_TRACE_DISABLED", "").lower() in ("1", "true", "yes"):
+        return False
+    if not env.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return False
+    return importlib.util.find_spec("aws_xray_sdk") is not None
+
+
+def make_tracer() -> Any:
+    if not tracing_enabled():
+        return NoOpTracer()
+    from aws_lambda_powertools import Tracer
+
+    return Tracer(service=SERVICE)
+
+
+tracer: Any = make_tracer()
+
+
+def route_stdlib_loggers() -> None:
+    """Give the runtime's stdlib loggers (mlserve.*, lambda_api.*, ...) the JSON format."""
+    copy_config_to_registered_loggers(
+        source_logger=logger, include={"mlserve", "lambda_api", "lambda_batch", "lambda_promote"}
+    )
+
+
+def instrument(handler: F, correlation_id_path: str | None = None) -> F:
+    """Wrap a Lambda handler: logging context + correlation id, EMF flush with the cold
+    start metric, X-Ray capture. Used by every function's ``handler.py``."""
+    route_stdlib_loggers()
+    wrapped = tracer.capture_lambda_handler(handler)
+    wrapped = metrics.log_metrics(wrapped, capture_cold_start_metric=True)
+    wrapped = logger.inject_lambda_context(wrapped, correlation_id_path=correlation_id_path, log_event=False)
+    return wrapped  # type: ignore[return-value]
+
+
+def _identity(model: Any) -> tuple[str, str]:
+    identity = getattr(model, "identity", model)
+    return str(getattr(identity, "name", None) or "unknown"), str(getattr(identity, "version", None) or "unknown")
+
+
+def _safely(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except Exception as exc:  # never fail a request because of a metric
+        _own_log.warning("observability: could not record a metric: %s", exc)
+
+
+def set_model(model: Any) -> None:
+    """Put model_name/model_version on every following log line of this environment."""
+    name, version = _identity(model)
+    logger.append_keys(model_name=name, model_version=version)
+
+
+def _dimensions(model: Any) -> None:
+    name, version = _identity(model)
+    metrics.add_dimension(name="model_name", value=name)
+    metrics.add_dimension(name="model_version", value=version)
+
+
+def record_prediction(model: Any, rows: int) -> None:
+    """One answered prediction request of ``rows`` rows (online API)."""
+
+    def action() -> None:
+        _dimensions(model)
+        metrics.add_metric(name=PREDICTION_REQUESTS, unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=PREDICTIONS, unit=MetricUnit.Count, value=rows)
+
+    _safely(action)
+
+
+def record_validation_error(model: Any | None, code: str) -> None:
+    """A request refused for its input (4xx). ``model`` may be None (no model loaded)."""
+
+    def action() -> None:
+        _dimensions(model)
+        metrics.add_metric(name=VALIDATION_ERRORS, unit=MetricUnit.Count, value=1)
+        metrics.add_metadata(key="error_code", value=code)
+
+    _safely(action)
+
+
+def record_rows_scored(model: Any, scored: int, rejected: int = 0) -> None:
+    """Batch: rows scored and rows rejected (listed in the report) for one input file."""
+
+    def action() -> None:
+        _dimensions(model)
+        metrics.add_metric(name=ROWS_SCORED, unit=MetricUnit.Count, value=scored)
+        metrics.add_metric(name=ROWS_REJECTED, unit=MetricUnit.Count, value=rejected)
+
+    _safely(action)
+
+
+def _single(name: str, unit: MetricUnit, value: float, dimensions: dict[str, str]) -> None:
+    # Flushed at once with its own dimensions: usable outside a wrapped handler.
+    with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as metric:
+        metric.add_dimension(name="service", value=SERVICE)
+        for key, dim in dimensions.items():
+            metric.add_dimension(name=key, value=dim)
+
+
+def record_model_load(model: Any, seconds: float | None = None) -> None:
+    """A model version loaded (cold start or hot swap); also tags the logs with it."""
+
+    def action() -> None:
+        set_model(model)
+        name, version = _identity(model)
+        value = seconds if seconds is not None else float(getattr(model, "load_seconds", 0.0) or 0.0)
+        _single(MODEL_LOAD_SECONDS, MetricUnit.Seconds, value, {"model_name": name, "model_version": version})
+
+    _safely(action)
+
+
+def on_model_swap(previous: Any, model: Any) -> None:
+    """``LiveModel(on_swap=...)`` hook."""
+    record_model_load(model)
+
+
+def record_redeploy(outcome: str, model_name: str, version: str | None = None, seconds: float | None = None) -> None:
+    """Promotion: one redeploy attempt and its outcome (succeeded, failed, refused, ...)."""
+
+    def action() -> None:
+        dims = {"model_name": model_name, "outcome": outcome}
+        if version:
+            dims["model_version"] = str(version)
+        _single(REDEPLOYS, MetricUnit.Count, 1, dims)
+        if seconds is not None:
+            _single("RedeploySeconds", MetricUnit.Seconds, seconds, dims)
+
+    _safely(action)
