@@ -10,7 +10,7 @@ NODE_STAMP := node_modules/.installed
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv node browser-deps browser demo test lint typecheck unit integration infra synth bench e2e clean
+.PHONY: help venv node browser-deps browser demo test lint typecheck unit integration infra synth bench bench-deps e2e clean
 
 help:
 	@echo "make demo   - train the demo model, publish it locally, serve it on 127.0.0.1:8000"
@@ -79,7 +79,13 @@ synth: $(STAMP) $(NODE_STAMP)
 e2e: $(STAMP) $(NODE_STAMP)
 	tests/e2e/run.sh
 
-bench: $(STAMP)
+bench-deps:
+	@command -v wrk >/dev/null || { \
+		command -v apt-get >/dev/null || { echo "need wrk (the HTTP load generator) on PATH"; exit 1; }; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk; }
+
+bench: $(STAMP) bench-deps
 	$(PY) -m benchmarks.run
 
 clean:

@@ -69,6 +69,22 @@ class BatchScoring(Construct):
                 ),
                 s3.LifecycleRule(id="expire-old-versions", noncurrent_version_expiration=Duration.days(30)),
             ],
+            # The web page posts files straight to S3 (presigned POST) and fetches results
+            # (presigned GET). CORS only lets a browser on an allowed origin read S3's answer;
+            # the authorization is the signed policy/URL (one key, size, type, expiry).
+            # Default origins "*": the API's execute-api origin depends on the RestApi, which
+            # depends on this bucket (env, grants), so it cannot be named here without a
+            # cycle; set context upload_cors_origins to the API's origin or custom domain.
+            cors=[
+                s3.CorsRule(
+                    id="web-page-uploads",
+                    allowed_methods=[s3.HttpMethods.POST, s3.HttpMethods.GET],
+                    allowed_origins=list(config.upload_cors_origins),
+                    allowed_headers=["*"],
+                    exposed_headers=["ETag"],
+                    max_age=3000,
+                )
+            ],
         )
 
         self.serving: ServingFunction = functions.create(

@@ -19,7 +19,7 @@ Environment = Literal["dev", "prod"]
 ARCHITECTURES: tuple[Architecture, ...] = ("arm64", "x86_64")
 AUTH_MODES: tuple[AuthMode, ...] = ("api_key", "iam", "none")
 ENVIRONMENTS: tuple[Environment, ...] = ("dev", "prod")
-FUNCTION_KINDS = ("api", "batch", "promote")
+FUNCTION_KINDS = ("api", "batch", "promote", "webhook")
 
 # Values CloudWatch Logs accepts for a log group's retention.
 LOG_RETENTION_DAYS = (
@@ -54,10 +54,23 @@ DEFAULTS: dict[str, Any] = {
     "batch_reserved_concurrency": 2,
     "batch_retry_attempts": 2,
     "batch_probabilities": False,
+    # Promotion: the MLflow tracking server the redeploy asks which version the alias names
+    # and where its artifacts are ("" = no registry: events must carry an s3:// artifact_uri,
+    # as SageMaker approvals and `mlserve promote --artifact-uri` do), and an optional
+    # SageMaker model package group whose approvals redeploy ("" = no SageMaker rule).
+    "mlflow_tracking_uri": "",
+    "sagemaker_model_package_group": "",
+    # Web page uploads: largest CSV a browser may upload (in the presigned POST policy) and
+    # the origins allowed by the batch bucket's CORS rule (POST upload, GET download).
+    "upload_max_bytes": 50 * 1024 * 1024,
+    "upload_cors_origins": ["*"],
+    # Monitoring: the e-mail address subscribed to the alarm topic ("" = no subscription).
+    "alarm_email": "",
     "functions": {
         "api": {"memory_mb": 2048, "timeout_seconds": 29},
         "batch": {"memory_mb": 3008, "timeout_seconds": 900},
         "promote": {"memory_mb": 2048, "timeout_seconds": 300},
+        "webhook": {"memory_mb": 256, "timeout_seconds": 10},
     },
 }
 
@@ -91,9 +104,15 @@ class ServingConfig:
     batch_reserved_concurrency: int | None
     batch_retry_attempts: int
     batch_probabilities: bool
+    mlflow_tracking_uri: str | None
+    sagemaker_model_package_group: str | None
+    upload_max_bytes: int
+    upload_cors_origins: tuple[str, ...]
+    alarm_email: str | None
     api_function: FunctionSettings
     batch_function: FunctionSettings
     promote_function: FunctionSettings
+    webhook_function: FunctionSettings
 
     @property
     def python_version(self) -> str:
@@ -140,9 +159,16 @@ class ServingConfig:
             # Lambda allows 0-2 retries for asynchronous invocations.
             batch_retry_attempts=_int("batch_retry_attempts", value("batch_retry_attempts"), 0, 2),
             batch_probabilities=_bool("batch_probabilities", value("batch_probabilities")),
+            mlflow_tracking_uri=_optional_url("mlflow_tracking_uri", value("mlflow_tracking_uri")),
+            sagemaker_model_package_group=_optional_package_group(value("sagemaker_model_package_group")),
+            # S3's single PUT/POST limit is 5 GB.
+            upload_max_bytes=_int("upload_max_bytes", value("upload_max_bytes"), 1, 5 * 1024**3),
+            upload_cors_origins=_origins(value("upload_cors_origins")),
+            alarm_email=_optional_email(value("alarm_email")),
             api_function=functions["api"],
             batch_function=functions["batch"],
             promote_function=functions["promote"],
+            webhook_function=functions["webhook"],
         )
 
     @classmethod
@@ -184,13 +210,14 @@ def _merge_functions(raw: Any) -> dict[str, FunctionSettings]:
             memory_mb=_int(f"functions.{kind}.memory_mb", merged["memory_mb"], 128, 10240),
             timeout_seconds=_int(f"functions.{kind}.timeout_seconds", merged["timeout_seconds"], 1, 900),
         )
-    # API Gateway's integration timeout is 29 s: a longer API function timeout only hides
-    # a 504 the client has already received.
-    if result["api"].timeout_seconds > 29:
-        raise ConfigError(
-            "context 'functions.api.timeout_seconds' must be <= 29 (API Gateway's "
-            f"integration timeout), got {result['api'].timeout_seconds}"
-        )
+    # API Gateway's integration timeout is 29 s: a longer timeout of a function behind the
+    # API only hides a 504 the client has already received.
+    for kind in ("api", "webhook"):
+        if result[kind].timeout_seconds > 29:
+            raise ConfigError(
+                f"context 'functions.{kind}.timeout_seconds' must be <= 29 (API Gateway's "
+                f"integration timeout), got {result[kind].timeout_seconds}"
+            )
     return result
 
 
@@ -278,3 +305,60 @@ def _reserved_concurrency(raw: Any) -> int | None:
     if isinstance(raw, bool):
         raise ConfigError(f"context {key!r} must be an integer or none, got {raw!r}")
     return _int(key, raw, 1, 1000)
+
+
+_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
+_PACKAGE_GROUP = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _optional_str(key: str, raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise ConfigError(f"context {key!r} must be a string, got {raw!r}")
+    return raw.strip() or None
+
+
+def _optional_url(key: str, raw: Any) -> str | None:
+    url = _optional_str(key, raw)
+    if url is not None and not _URL.match(url):
+        raise ConfigError(f"context {key!r} must be an http(s) URL or empty, got {raw!r}")
+    return url
+
+
+def _optional_package_group(raw: Any) -> str | None:
+    key = "sagemaker_model_package_group"
+    name = _optional_str(key, raw)
+    if name is not None and not _PACKAGE_GROUP.match(name):
+        raise ConfigError(f"context {key!r} must be a SageMaker model package group name or empty, got {raw!r}")
+    return name
+
+
+def _optional_email(raw: Any) -> str | None:
+    email = _optional_str("alarm_email", raw)
+    if email is not None and not _EMAIL.match(email):
+        raise ConfigError(f"context 'alarm_email' must be an e-mail address or empty, got {raw!r}")
+    return email
+
+
+def _origins(raw: Any) -> tuple[str, ...]:
+    """``["*"]`` or browser origins (scheme://host[:port], no path); a comma-separated
+    string works too (``-c upload_cors_origins=https://a.example,https://b.example``)."""
+    key = "upload_cors_origins"
+    if isinstance(raw, str):
+        stripped = raw.strip()
+        try:
+            raw = json.loads(stripped) if stripped.startswith("[") else stripped.split(",")
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"context {key!r} is not valid JSON: {error}") from None
+    if not isinstance(raw, list | tuple) or not raw:
+        raise ConfigError(f"context {key!r} must be a non-empty list of origins, got {raw!r}")
+    origins = tuple(str(origin).strip().rstrip("/") for origin in raw)
+    for origin in origins:
+        if origin != "*" and not _ORIGIN.match(origin):
+            raise ConfigError(f"context {key!r}: {origin!r} is not '*' or an origin like https://app.example.com")
+    if "*" in origins and len(origins) > 1:
+        raise ConfigError(f"context {key!r}: '*' already allows every origin; list it alone, got {raw!r}")
+    return origins

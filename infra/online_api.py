@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.batch import INCOMING_PREFIX, BatchScoring
 from infra.config import ServingConfig
 from infra.functions import FunctionFactory, ServingFunction, log_retention
 from infra.model_store import ModelStore
@@ -16,6 +18,9 @@ from infra.nag import acknowledge, logical_id_ref
 API_HANDLER = "lambda_api.handler.handler"
 LIVE_ALIAS = "live"
 STAGE_NAME = "v1"
+# The web page and its assets carry no data; a browser cannot add an x-api-key header when
+# it navigates, so with auth=api_key these GET methods are key-free (docs/ui.md).
+PUBLIC_PAGE_PATHS = ("/", "/ui", "/ui/static/{name}", "/ui/config")
 
 
 class OnlineApi(Construct):
@@ -27,9 +32,18 @@ class OnlineApi(Construct):
         config: ServingConfig,
         functions: FunctionFactory,
         model_store: ModelStore,
+        batch: BatchScoring | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
+        self.batch = batch
+        page_environment = {
+            "MLSERVE_AUTH": config.auth,
+            "MLSERVE_UPLOAD_MAX_BYTES": str(config.upload_max_bytes),
+        }
+        if batch is not None:
+            page_environment["MLSERVE_BATCH_BUCKET"] = batch.bucket.bucket_name
+            page_environment["MLSERVE_RESULTS_PREFIX"] = batch.results_prefix
         self.serving: ServingFunction = functions.create(
             self,
             "Function",
@@ -38,9 +52,12 @@ class OnlineApi(Construct):
             service="mlserve-api",
             settings=config.api_function,
             description="mlserve online predictions (FastAPI via Mangum)",
+            extra_environment=page_environment,
         )
         self.function = self.serving.function
         model_store.grant_read_model(self.function)
+        if batch is not None:
+            self._grant_page_uploads(batch)
         # API Gateway invokes the alias, so a deploy shifts traffic to a whole new version
         # at once; the model itself hot-swaps inside the function without a deploy.
         self.alias = lambda_.Alias(self, "LiveAlias", alias_name=LIVE_ALIAS, version=self.function.current_version)
@@ -104,10 +121,83 @@ class OnlineApi(Construct):
             self.api_key = self.api.add_api_key("ApiKey")
             plan.add_api_key(self.api_key)
 
+        self.public_page_methods: list[apigw.Method] = []
+        if config.auth == "api_key":
+            self._public_page_routes()
+
         self._acknowledge_findings(config, model_store)
+
+    def _grant_page_uploads(self, batch: BatchScoring) -> None:
+        """What the web page's routes do with the API function's credentials: sign the
+        presigned POST into ``incoming/`` (S3 checks the signer may PutObject there), read
+        reports/predictions under ``results/`` (preview, summary, presigned GET) and list
+        both prefixes to tell a job's state. Nothing else in the batch bucket."""
+        bucket = batch.bucket
+        self.serving.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PageUploadIncoming",
+                actions=["s3:PutObject"],
+                resources=[bucket.arn_for_objects(f"{INCOMING_PREFIX}*")],
+            )
+        )
+        self.serving.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PageReadResults",
+                actions=["s3:GetObject"],
+                resources=[bucket.arn_for_objects(f"{batch.results_prefix}*")],
+            )
+        )
+        self.serving.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PageListJobs",
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{INCOMING_PREFIX}*", f"{batch.results_prefix}*"]}},
+            )
+        )
+
+    def _public_page_routes(self) -> None:
+        """Explicit resources for the page (``/ui/...``) so the key-free GETs exist; every
+        other method under them (and ``/ui/example``, ``/ui/<anything else>``) keeps the
+        stack-wide default: API key required."""
+        integration = apigw.LambdaIntegration(self.alias)
+        ui = self.api.root.add_resource("ui")
+        page_resources = (
+            self.api.root,
+            ui,
+            ui.add_resource("static").add_resource("{name}"),
+            ui.add_resource("config"),
+        )
+        for resource in page_resources:
+            self.public_page_methods.append(
+                resource.add_method(
+                    "GET", integration, api_key_required=False, authorization_type=apigw.AuthorizationType.NONE
+                )
+            )
+        # Keyed (the defaults): the logged input example is model data; anything else under
+        # /ui reaches the app as through the root proxy (API Gateway does not fall back from
+        # an explicit /ui resource to the root's {proxy+}).
+        ui.add_resource("example").add_method("GET", integration)
+        ui.add_proxy(default_integration=integration, any_method=True)
 
     def _acknowledge_findings(self, config: ServingConfig, model_store: ModelStore) -> None:
         bucket_ref = logical_id_ref(model_store.bucket)
+        if self.batch is not None:
+            batch_ref = logical_id_ref(self.batch.bucket)
+            acknowledge(
+                self.serving.role,
+                "AwsSolutions",
+                f"AwsSolutions-IAM5[Resource::<{batch_ref}.Arn>/{INCOMING_PREFIX}*]",
+                "s3:PutObject only, on incoming/: the web page's presigned POST is signed with this "
+                "role and its policy pins one key incoming/<random job id>/<file>, created per upload.",
+            )
+            acknowledge(
+                self.serving.role,
+                "AwsSolutions",
+                f"AwsSolutions-IAM5[Resource::<{batch_ref}.Arn>/{self.batch.results_prefix}*]",
+                "s3:GetObject only, on results/: the page previews a job's report and predictions and "
+                "presigns their download; result keys derive from job ids created at run time.",
+            )
         acknowledge(
             self.serving.role,
             "AwsSolutions",
@@ -144,8 +234,20 @@ class OnlineApi(Construct):
             "Abuse is bounded by stage throttling and the usage plan's throttle and quota; a "
             "WAF web ACL is left to the account's central (Firewall Manager) policy.",
         )
+        public = {method.node.path for method in self.public_page_methods}
         methods = [child for child in self.api.methods]
         for method in methods:
+            if method.node.path in public:
+                for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
+                    acknowledge(
+                        method,
+                        "AwsSolutions",
+                        rule,
+                        "Web page shell (HTML/JS/CSS, auth mode, upload limit): no model or user data, "
+                        "and a browser cannot add an x-api-key header when it navigates; every data "
+                        "route keeps the API key (docs/ui.md).",
+                    )
+                continue
             acknowledge(
                 method,
                 "AwsSolutions",

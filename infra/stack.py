@@ -1,12 +1,13 @@
-"""The one deployable stack: model store, shared layers, online API and batch scoring (the
-promotion construct plugs in the same way: ask ``self.functions`` for a function, grant, wire)."""
+"""The one deployable stack: model store, shared layers, batch scoring, the online API (with
+the web page's needs), promotion-driven redeploys and monitoring. Each concern asks
+``self.functions`` for its functions, grants what they need and wires them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
@@ -15,8 +16,10 @@ from infra.bundling import DEFAULT_CACHE_ROOT, common_layer_code, deps_layer_cod
 from infra.config import ServingConfig
 from infra.functions import FunctionFactory, lambda_architecture, lambda_runtime
 from infra.model_store import ModelStore
+from infra.monitoring import Monitoring
 from infra.nag import acknowledge
 from infra.online_api import OnlineApi
+from infra.promotion import Promotion
 
 
 class MlserveStack(Stack):
@@ -65,20 +68,50 @@ class MlserveStack(Stack):
             store_uri=self.model_store.store_uri,
         )
 
-        self.online_api = OnlineApi(
-            self,
-            "OnlineApi",
-            config=config,
-            functions=self.functions,
-            model_store=self.model_store,
-        )
-
         self.batch = BatchScoring(
             self,
             "BatchScoring",
             config=config,
             functions=self.functions,
             model_store=self.model_store,
+        )
+
+        # The API also serves the web page: browser uploads into the batch bucket's
+        # incoming/ (presigned POST) and results from results/ (presigned GET).
+        self.online_api = OnlineApi(
+            self,
+            "OnlineApi",
+            config=config,
+            functions=self.functions,
+            model_store=self.model_store,
+            batch=self.batch,
+        )
+
+        self.promotion = Promotion(
+            self,
+            "Promotion",
+            config=config,
+            functions=self.functions,
+            model_store=self.model_store,
+            api=self.online_api.api,
+        )
+
+        # Alarms (API 5XX rate and p99, errors/throttles per function, batch DLQ,
+        # ModelDeploymentFailed) to one SNS topic, and the dashboard.
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            api=self.online_api.api,
+            functions={
+                "api": self.online_api.function,
+                "batch": self.batch.function,
+                "redeploy": self.promotion.redeploy_function,
+                "webhook": self.promotion.webhook_function,
+            },
+            batch_dlq=self.batch.dead_letter_queue,
+            event_bus=self.promotion.bus,
+            alarm_email=config.alarm_email,
+            removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
         )
 
         self._acknowledge_cdk_provided_findings()
@@ -102,6 +135,36 @@ class MlserveStack(Stack):
             "BatchBucketName",
             value=self.batch.bucket.bucket_name,
             description="aws s3 cp data.csv s3://<this>/incoming/ ; results under s3://<this>/results/",
+        )
+        CfnOutput(
+            self,
+            "EventBusName",
+            value=self.promotion.bus.event_bus_name,
+            description="mlserve promote NAME VERSION --bus <this> (ModelPromoted events)",
+        )
+        CfnOutput(
+            self,
+            "WebhookUrl",
+            value=self.online_api.api.url_for_path("/registry/events"),
+            description="MLflow webhook URL (event model_version_alias.created, HMAC secret: WebhookSecretArn)",
+        )
+        CfnOutput(
+            self,
+            "WebhookSecretArn",
+            value=self.promotion.webhook_secret.secret_arn,
+            description="aws secretsmanager get-secret-value --secret-id <this> --query SecretString --output text",
+        )
+        CfnOutput(
+            self,
+            "AlarmTopicArn",
+            value=self.monitoring.topic.topic_arn,
+            description="SNS topic of every mlserve alarm (context alarm_email subscribes an address)",
+        )
+        CfnOutput(
+            self,
+            "DashboardName",
+            value=self.monitoring.dashboard.dashboard_name,
+            description="CloudWatch dashboard: online, batch and deployment views",
         )
 
     def _acknowledge_cdk_provided_findings(self) -> None:

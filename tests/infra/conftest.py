@@ -71,6 +71,22 @@ def prod_synth() -> Synth:
     return synth(environment="prod", log_retention_days=365)
 
 
+def api_methods(result: Synth) -> dict[tuple[str, str], dict[str, Any]]:
+    """(HTTP method, resource path) -> the method's properties, e.g. ("GET", "/ui/config")."""
+    resources = result.of_type("AWS::ApiGateway::Resource")
+
+    def path(resource_ref: Any) -> str:
+        if isinstance(resource_ref, dict) and "Fn::GetAtt" in resource_ref:
+            return ""  # the RestApi's root resource
+        props = resources[resource_ref["Ref"]]["Properties"]
+        return f"{path(props['ParentId'])}/{props['PathPart']}"
+
+    return {
+        (props["HttpMethod"], path(props["ResourceId"]) or "/"): props
+        for props in (method["Properties"] for method in result.of_type("AWS::ApiGateway::Method").values())
+    }
+
+
 # --- a tiny IAM evaluator over synthesized statements (Allow only; no Deny is emitted) ---
 
 

@@ -33,7 +33,15 @@ def test_app_synthesizes_the_stack(tmp_path: Path) -> None:
     result = run_app(tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     template = json.loads((tmp_path / "Mlserve.template.json").read_text())
-    assert {"ApiUrl", "ApiKeyId", "ModelBucketName", "BatchBucketName"} <= set(template["Outputs"])
+    assert {
+        "ApiUrl",
+        "ApiKeyId",
+        "ModelBucketName",
+        "BatchBucketName",
+        "EventBusName",
+        "WebhookUrl",
+        "WebhookSecretArn",
+    } <= set(template["Outputs"])
     report = json.loads((tmp_path / "validation-report.json").read_text())
     assert all(plugin["violations"] == [] for plugin in report["pluginReports"])
 

@@ -137,3 +137,50 @@ def test_batch_overrides_from_the_command_line() -> None:
 def test_batch_settings_are_validated(key: str, value: Any, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         config(**{key: value})
+
+
+def test_promotion_page_and_monitoring_defaults() -> None:
+    cfg = config()
+    assert cfg.mlflow_tracking_uri is None  # "" in cdk.json: no registry (see docs/deploy.md)
+    assert cfg.sagemaker_model_package_group is None
+    assert cfg.upload_max_bytes == 50 * 1024 * 1024
+    assert cfg.upload_cors_origins == ("*",)
+    assert cfg.alarm_email is None
+    assert cfg.promote_function == FunctionSettings(memory_mb=2048, timeout_seconds=300)
+    assert cfg.webhook_function == FunctionSettings(memory_mb=256, timeout_seconds=10)
+
+
+def test_promotion_page_and_monitoring_overrides_from_the_command_line() -> None:
+    cfg = config(
+        mlflow_tracking_uri=" https://mlflow.example.com/ ",
+        sagemaker_model_package_group="mlserve-demo-group",
+        upload_max_bytes="1048576",
+        upload_cors_origins="https://ml.example.com,http://localhost:8000/",
+        alarm_email="ops@example.com",
+    )
+    assert cfg.mlflow_tracking_uri == "https://mlflow.example.com/"
+    assert cfg.sagemaker_model_package_group == "mlserve-demo-group"
+    assert cfg.upload_max_bytes == 1048576
+    assert cfg.upload_cors_origins == ("https://ml.example.com", "http://localhost:8000")
+    assert cfg.alarm_email == "ops@example.com"
+    assert config(upload_cors_origins='["https://a.example"]').upload_cors_origins == ("https://a.example",)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("mlflow_tracking_uri", "mlflow.example.com", "'mlflow_tracking_uri' must be an http"),
+        ("mlflow_tracking_uri", 5, "'mlflow_tracking_uri' must be a string"),
+        ("sagemaker_model_package_group", "bad group!", "'sagemaker_model_package_group'"),
+        ("upload_max_bytes", 0, "'upload_max_bytes' must be between"),
+        ("upload_cors_origins", [], "'upload_cors_origins' must be a non-empty list"),
+        ("upload_cors_origins", ["https://a.example/path"], "is not '\\*' or an origin"),
+        ("upload_cors_origins", ["*", "https://a.example"], "list it alone"),
+        ("upload_cors_origins", "[oops", "not valid JSON"),
+        ("alarm_email", "not-an-address", "'alarm_email' must be an e-mail"),
+        ("functions", {"webhook": {"timeout_seconds": 30}}, "'functions.webhook.timeout_seconds' must be <= 29"),
+    ],
+)
+def test_promotion_page_and_monitoring_settings_are_validated(key: str, value: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config(**{key: value})

@@ -48,6 +48,8 @@ def test_each_function_with_its_layers_fits_lambdas_unzipped_limit(bundled: Synt
     assert set(python_functions) == {
         bundled.logical_id(stack.online_api.function),
         bundled.logical_id(stack.batch.function),
+        bundled.logical_id(stack.promotion.redeploy_function),
+        bundled.logical_id(stack.promotion.webhook_function),
     }
     for logical_id, function in python_functions.items():
         parts = {"code": directory_size(asset_dir(bundled, outdir, logical_id))}
@@ -72,6 +74,11 @@ def test_assets_hold_what_the_handlers_import(bundled: Synth) -> None:
     batch_code = asset_dir(bundled, outdir, bundled.logical_id(stack.batch.function))
     assert (batch_code / "lambda_batch" / "handler.py").is_file()
     assert not (batch_code / "lambda_api").exists() and not (batch_code / "infra").exists()
+    for function in (stack.promotion.redeploy_function, stack.promotion.webhook_function):
+        promote_code = asset_dir(bundled, outdir, bundled.logical_id(function))
+        assert (promote_code / "lambda_promote" / "redeploy.py").is_file()
+        assert (promote_code / "lambda_promote" / "webhook.py").is_file()
+        assert not (promote_code / "lambda_api").exists() and not (promote_code / "infra").exists()
     common = asset_dir(bundled, outdir, bundled.logical_id(stack.common_layer))
     assert (common / "python" / "mlserve" / "__init__.py").is_file()
     assert not list(common.rglob("__pycache__"))

@@ -71,10 +71,11 @@ def test_api_role_cannot_touch_bucket_configuration(api: tuple[Synth, list[dict]
     assert not allowed(statements, "s3:ListBucket", "<SomeOtherBucket.Arn>", {"s3:prefix": "models/demo-classifier/"})
 
 
-def test_only_get_and_list_s3_actions_anywhere_in_the_api_role(api: tuple[Synth, list[dict], str, str]) -> None:
+def test_only_get_list_and_page_upload_s3_actions_in_the_api_role(api: tuple[Synth, list[dict], str, str]) -> None:
     _, statements, _, _ = api
     s3_actions = {action for st in statements for action in as_list(st["Action"]) if action.startswith("s3:")}
-    assert s3_actions == {"s3:GetObject", "s3:ListBucket"}
+    # PutObject: only the web page's presigned POST into the batch bucket's incoming/
+    assert s3_actions == {"s3:GetObject", "s3:ListBucket", "s3:PutObject"}
     assert not any("*" in action for st in statements for action in as_list(st["Action"]))
 
 
@@ -194,11 +195,161 @@ def test_batch_role_sends_failures_only_to_its_dead_letter_queue(
     assert wildcard and all(a.startswith("xray:") for st in wildcard for a in as_list(st["Action"]))
 
 
-def test_api_role_cannot_touch_the_batch_bucket(
-    api: tuple[Synth, list[dict], str, str], batch: tuple[list[dict], str, str]
+# --- the API role and the batch bucket (the web page) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "key"),
+    [
+        ("s3:PutObject", "incoming/3f2a9c/leads.csv"),  # signs the browser's presigned POST
+        ("s3:PutObject", "incoming/3f2a9c/leads.csv.gz"),
+        ("s3:GetObject", "results/3f2a9c/leads.csv.report.json"),  # job status, preview
+        ("s3:GetObject", "results/3f2a9c/leads.csv.predictions.csv"),  # presigned download
+    ],
+)
+def test_api_role_can_serve_the_page_uploads(
+    api: tuple[Synth, list[dict], str, str], batch: tuple[list[dict], str, str], action: str, key: str
 ) -> None:
     _, api_statements, _, _ = api
     _, batch_arn, _ = batch
+    assert allowed(api_statements, action, f"{batch_arn}/{key}")
+
+
+@pytest.mark.parametrize(
+    ("action", "key"),
+    [
+        ("s3:GetObject", "incoming/3f2a9c/leads.csv"),  # never reads what others uploaded
+        ("s3:PutObject", "results/3f2a9c/leads.csv.predictions.csv"),  # never forges results
+        ("s3:PutObject", "results/.markers/leads.csv/v1"),
+        ("s3:PutObject", "other/x.csv"),
+        ("s3:GetObject", "other/x.csv"),
+        ("s3:DeleteObject", "incoming/3f2a9c/leads.csv"),
+        ("s3:DeleteObject", "results/3f2a9c/leads.csv.predictions.csv"),
+        ("s3:PutObjectAcl", "incoming/3f2a9c/leads.csv"),
+        ("s3:GetObjectVersion", "results/3f2a9c/leads.csv.report.json"),
+        ("s3:PutBucketCors", ""),
+        ("s3:PutBucketPolicy", ""),
+    ],
+)
+def test_api_role_cannot_elsewhere_in_the_batch_bucket(
+    api: tuple[Synth, list[dict], str, str], batch: tuple[list[dict], str, str], action: str, key: str
+) -> None:
+    _, api_statements, _, _ = api
+    _, batch_arn, _ = batch
+    assert not allowed(api_statements, action, f"{batch_arn}/{key}" if key else batch_arn)
+
+
+def test_api_role_lists_only_the_page_prefixes(
+    api: tuple[Synth, list[dict], str, str], batch: tuple[list[dict], str, str]
+) -> None:
+    _, api_statements, model_arn, _ = api
+    _, batch_arn, _ = batch
+    assert allowed(api_statements, "s3:ListBucket", batch_arn, {"s3:prefix": "incoming/3f2a9c/"})
+    assert allowed(api_statements, "s3:ListBucket", batch_arn, {"s3:prefix": "results/3f2a9c/"})
+    assert not allowed(api_statements, "s3:ListBucket", batch_arn, {"s3:prefix": ""})
+    assert not allowed(api_statements, "s3:ListBucket", batch_arn, {"s3:prefix": "other/"})
+    assert not allowed(api_statements, "s3:ListBucket", batch_arn)
+    # and still nothing new in the model bucket
+    assert not allowed(api_statements, "s3:PutObject", f"{model_arn}/incoming/x.csv")
+
+
+# --- promotion: redeploy and webhook roles -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def redeploy(default_synth: Synth) -> tuple[list[dict], str, str]:
+    stack = default_synth.stack
+    role_id = default_synth.logical_id(stack.promotion.redeploy_role)
+    model_arn = f"<{default_synth.logical_id(stack.model_store.bucket)}.Arn>"
+    batch_arn = f"<{default_synth.logical_id(stack.batch.bucket)}.Arn>"
+    return role_statements(default_synth, role_id), model_arn, batch_arn
+
+
+@pytest.mark.parametrize(
+    ("action", "key"),
+    [
+        ("s3:PutObject", "models/demo-classifier/versions/4/model.skops"),
+        ("s3:PutObject", "models/demo-classifier/versions/4/checksums.json"),
+        ("s3:PutObject", "models/demo-classifier/live.json"),
+        ("s3:PutObject", "models/demo-classifier/deployments/2026-11-25T12-00-00Z-4.json"),
+        ("s3:GetObject", "models/demo-classifier/live.json"),
+        ("s3:GetObject", "models/demo-classifier/versions/3/MLmodel"),
+    ],
+)
+def test_redeploy_role_can_write_its_model(redeploy: tuple[list[dict], str, str], action: str, key: str) -> None:
+    statements, model_arn, _ = redeploy
+    assert allowed(statements, action, f"{model_arn}/{key}")
+
+
+@pytest.mark.parametrize(
+    ("action", "key"),
+    [
+        ("s3:PutObject", "models/other-model/live.json"),
+        ("s3:PutObject", "models/demo-classifier-evil/live.json"),
+        ("s3:PutObject", "models/live.json"),
+        ("s3:PutObject", "live.json"),
+        ("s3:GetObject", "models/other-model/live.json"),
+        ("s3:DeleteObject", "models/demo-classifier/live.json"),  # versions and manifests stay
+        ("s3:DeleteObject", "models/demo-classifier/versions/3/model.skops"),
+        ("s3:DeleteObjectVersion", "models/demo-classifier/live.json"),
+        ("s3:PutObjectAcl", "models/demo-classifier/live.json"),
+    ],
+)
+def test_redeploy_role_cannot_outside_its_model(redeploy: tuple[list[dict], str, str], action: str, key: str) -> None:
+    statements, model_arn, _ = redeploy
+    assert not allowed(statements, action, f"{model_arn}/{key}")
+
+
+def test_redeploy_role_cannot_touch_the_batch_bucket_or_list_other_prefixes(
+    redeploy: tuple[list[dict], str, str],
+) -> None:
+    statements, model_arn, batch_arn = redeploy
     for action in ("s3:GetObject", "s3:PutObject"):
-        assert not allowed(api_statements, action, f"{batch_arn}/incoming/data.csv")
-        assert not allowed(api_statements, action, f"{batch_arn}/results/data.predictions.csv")
+        assert not allowed(statements, action, f"{batch_arn}/incoming/x.csv")
+        assert not allowed(statements, action, f"{batch_arn}/results/x.csv")
+    assert allowed(statements, "s3:ListBucket", model_arn, {"s3:prefix": "models/demo-classifier/deployments/"})
+    assert not allowed(statements, "s3:ListBucket", model_arn, {"s3:prefix": "models/"})
+    assert not allowed(statements, "s3:ListBucket", model_arn, {"s3:prefix": ""})
+    for action in ("s3:PutBucketPolicy", "s3:DeleteBucket", "s3:PutBucketVersioning"):
+        assert not allowed(statements, action, model_arn, {"s3:prefix": "models/demo-classifier/"})
+    actions = {action for st in statements for action in as_list(st["Action"])}
+    assert not any(action in ("s3:*", "*") or action.startswith("s3:Delete") for action in actions)
+
+
+def test_redeploy_role_events_queue_and_logs(default_synth: Synth, redeploy: tuple[list[dict], str, str]) -> None:
+    statements, _, _ = redeploy
+    promotion = default_synth.stack.promotion
+    bus_arn = f"<{default_synth.logical_id(promotion.bus)}.Arn>"
+    queue_arn = f"<{default_synth.logical_id(promotion.dlq)}.Arn>"
+    assert allowed(statements, "events:PutEvents", bus_arn)  # ModelDeployed / ModelDeploymentFailed
+    assert not allowed(statements, "events:PutEvents", "arn:aws:events:us-east-1:123456789012:event-bus/default")
+    assert allowed(statements, "sqs:SendMessage", queue_arn)  # on-failure destination
+    assert not allowed(statements, "sqs:ReceiveMessage", queue_arn)
+    log_group = f"<{default_synth.logical_id(promotion.redeploy_logs)}.Arn>"
+    assert allowed(statements, "logs:PutLogEvents", log_group)
+    api_logs = f"<{default_synth.logical_id(default_synth.stack.online_api.serving.log_group)}.Arn>"
+    assert not allowed(statements, "logs:PutLogEvents", api_logs)
+    assert not allowed(
+        statements, "secretsmanager:GetSecretValue", f"<{default_synth.logical_id(promotion.webhook_secret)}>"
+    )
+    wildcard = [st for st in statements if "*" in [render(r) for r in as_list(st["Resource"])]]
+    assert wildcard and all(a.startswith("xray:") for st in wildcard for a in as_list(st["Action"]))
+
+
+def test_webhook_role_verifies_records_and_publishes_only(default_synth: Synth) -> None:
+    stack = default_synth.stack
+    promotion = stack.promotion
+    statements = role_statements(default_synth, default_synth.logical_id(promotion.webhook_role))
+    secret = f"<{default_synth.logical_id(promotion.webhook_secret)}>"
+    table = f"<{default_synth.logical_id(promotion.deliveries)}.Arn>"
+    bus_arn = f"<{default_synth.logical_id(promotion.bus)}.Arn>"
+    assert allowed(statements, "secretsmanager:GetSecretValue", secret)
+    assert allowed(statements, "dynamodb:PutItem", table)  # one-time delivery ids
+    assert allowed(statements, "dynamodb:DeleteItem", table)
+    assert not allowed(statements, "dynamodb:Scan", table)
+    assert allowed(statements, "events:PutEvents", bus_arn)
+    assert not allowed(statements, "secretsmanager:PutSecretValue", secret)
+    model_arn = f"<{default_synth.logical_id(stack.model_store.bucket)}.Arn>"
+    for action in ("s3:GetObject", "s3:PutObject"):
+        assert not allowed(statements, action, f"{model_arn}/models/demo-classifier/live.json")
+    assert not any(a.startswith("s3:") for st in statements for a in as_list(st["Action"]))

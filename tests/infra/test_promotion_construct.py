@@ -13,40 +13,47 @@ pytest.importorskip("aws_cdk")
 from aws_cdk import App, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Match, Template
 
+from infra.config import ServingConfig
+from infra.functions import FunctionFactory
+from infra.model_store import ModelStore
 from infra.promotion import Promotion
+from tests.infra.conftest import CDK_JSON_CONTEXT
 
+# cdk.json's feature flags; bundling skipped (the function code asset is the real one).
+FEATURE_FLAGS = {
+    **{key: value for key, value in CDK_JSON_CONTEXT.items() if key.startswith("@")},
+    "aws:cdk:bundling-stacks": [],
+}
 MODEL = "demo-classifier"
 
 
-def build(**kwargs: Any) -> tuple[Stack, Promotion]:
-    app = App()
-    stack = Stack(app, "PromotionTest")
-    bucket = s3.Bucket(stack, "Models", enforce_ssl=True, block_public_access=s3.BlockPublicAccess.BLOCK_ALL)
+def parts(stack: Stack, **context: Any) -> tuple[ServingConfig, FunctionFactory, ModelStore]:
+    """What the real stack hands the construct: validated config, the function factory,
+    the model store."""
+    config = ServingConfig.from_mapping({"model_name": MODEL, **context})
+    model_store = ModelStore(stack, "ModelStore", config=config)
     layer = lambda_.LayerVersion.from_layer_version_arn(
         stack, "Common", "arn:aws:lambda:us-east-1:123456789012:layer:mlserve-common:1"
     )
+    functions = FunctionFactory(config=config, layers=[layer], store_uri=model_store.store_uri)
+    return config, functions, model_store
+
+
+def build(**context: Any) -> tuple[Stack, Promotion]:
+    app = App(context=FEATURE_FLAGS)
+    stack = Stack(app, "PromotionTest")
+    config, functions, model_store = parts(stack, mlflow_tracking_uri="https://mlflow.example.com", **context)
     api = apigw.RestApi(stack, "Api")
     api.root.add_method("GET", apigw.MockIntegration())
-    promotion = Promotion(
-        stack,
-        "Promotion",
-        model_bucket=bucket,
-        model_name=MODEL,
-        layers=[layer],
-        code=lambda_.Code.from_inline("def handler(event, context):\n    return None\n"),
-        api=api,
-        mlflow_tracking_uri="https://mlflow.example.com",
-        **kwargs,
-    )
+    promotion = Promotion(stack, "Promotion", config=config, functions=functions, model_store=model_store, api=api)
     return stack, promotion
 
 
 @pytest.fixture(scope="module")
 def template() -> Template:
-    stack, _ = build(sagemaker_package_group="mlserve-demo-group")
+    stack, _ = build(sagemaker_model_package_group="mlserve-demo-group")
     return Template.from_stack(stack)
 
 
@@ -88,7 +95,11 @@ def test_redeploy_function(template: Template) -> None:
             "Runtime": "python3.14",
             "Architectures": ["arm64"],
             "ReservedConcurrentExecutions": 1,
-            "DeadLetterConfig": Match.object_like({"TargetArn": Match.any_value()}),
+            "MemorySize": 2048,  # functions.promote
+            "Timeout": 300,
+            "TracingConfig": {"Mode": "Active"},
+            "LoggingConfig": Match.object_like({"LogFormat": "JSON"}),
+            "Layers": Match.any_value(),
             "Environment": {
                 "Variables": Match.object_like(
                     {
@@ -103,7 +114,15 @@ def test_redeploy_function(template: Template) -> None:
             },
         },
     )
-    template.has_resource_properties("AWS::Lambda::EventInvokeConfig", {"MaximumRetryAttempts": 2})
+    # async failures (after Lambda's retries) go to the on-failure SQS destination
+    template.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig",
+        {
+            "MaximumRetryAttempts": 2,
+            "MaximumEventAgeInSeconds": 7200,
+            "DestinationConfig": {"OnFailure": {"Destination": Match.any_value()}},
+        },
+    )
     template.has_resource_properties(
         "AWS::SQS::Queue", {"MessageRetentionPeriod": 14 * 24 * 3600, "SqsManagedSseEnabled": True}
     )
@@ -124,6 +143,8 @@ def test_webhook_route_and_function(template: Template) -> None:
         "AWS::Lambda::Function",
         {
             "Handler": "lambda_promote.webhook.handler",
+            "MemorySize": 256,  # functions.webhook
+            "Timeout": 10,
             "Environment": {
                 "Variables": Match.object_like(
                     {
@@ -202,30 +223,15 @@ def _list(value: Any) -> list[str]:
 def test_cdk_nag_findings_of_the_construct_are_all_acknowledged(tmp_path: Any) -> None:
     """Synth with the project's nag packs: the test stack's own scaffolding (API, bucket) is
     acknowledged here; everything under Promotion/ must be acknowledged by the construct."""
-    from aws_cdk import App
-
     from infra.nag import acknowledge, register_nag
 
-    app = App(outdir=str(tmp_path))
+    app = App(outdir=str(tmp_path), context=FEATURE_FLAGS)
     stack = Stack(app, "PromotionNag")
-    bucket = s3.Bucket(stack, "Models", enforce_ssl=True, block_public_access=s3.BlockPublicAccess.BLOCK_ALL)
-    layer = lambda_.LayerVersion.from_layer_version_arn(
-        stack, "Common", "arn:aws:lambda:us-east-1:123456789012:layer:mlserve-common:1"
-    )
+    config, functions, model_store = parts(stack)
     api = apigw.RestApi(stack, "Api", cloud_watch_role=False)
     api.root.add_method("GET", apigw.MockIntegration())
-    Promotion(
-        stack,
-        "Promotion",
-        model_bucket=bucket,
-        model_name=MODEL,
-        layers=[layer],
-        code=lambda_.Code.from_inline("def handler(event, context):\n    return None\n"),
-        api=api,
-    )
+    Promotion(stack, "Promotion", config=config, functions=functions, model_store=model_store, api=api)
     scaffolding = "test scaffolding owned by other constructs in the real stack"
-    for rule in ("AwsSolutions-S1",):
-        acknowledge(bucket, "AwsSolutions", rule, scaffolding)
     for rule in ("AwsSolutions-APIG2",):
         acknowledge(api, "AwsSolutions", rule, scaffolding)
     for rule in ("AwsSolutions-APIG1", "AwsSolutions-APIG3", "AwsSolutions-APIG6"):
@@ -245,6 +251,12 @@ def test_cdk_nag_findings_of_the_construct_are_all_acknowledged(tmp_path: Any) -
         for construct in finding["violatingConstructs"]
     }
     ours = {rule for rule, path in suppressed if "/Promotion/" in path}
-    assert {"AwsSolutions-SMG4", "Serverless-LambdaDLQ", "AwsSolutions-IAM5[Resource::*]"} <= ours, ours
+    assert {
+        "AwsSolutions-SMG4",
+        "Serverless-LambdaDLQ",
+        "AwsSolutions-IAM5[Resource::*]",
+        "AwsSolutions-SQS3",
+        "Serverless-SQSRedrivePolicy",
+    } <= ours, ours
     webhook_route = {rule for rule, path in suppressed if "/registry/events/POST" in path}
     assert webhook_route == {"AwsSolutions-APIG4", "AwsSolutions-COG4"}

@@ -9,7 +9,7 @@ from typing import Any
 from aws_cdk import Token
 from aws_cdk.assertions import Match
 
-from tests.infra.conftest import Synth, render, synth
+from tests.infra.conftest import Synth, api_methods, render, synth
 
 MODEL_PREFIX = "models/demo-classifier/"
 
@@ -170,7 +170,8 @@ def test_context_overrides_reach_the_function() -> None:
 
 def test_every_log_group_has_the_configured_retention(default_synth: Synth, prod_synth: Synth) -> None:
     log_groups = default_synth.of_type("AWS::Logs::LogGroup")
-    assert len(log_groups) == 3  # API function logs + API access logs + batch function logs
+    # one per function (API, batch, redeploy, webhook) + API access logs
+    assert len(log_groups) == 5
     for log_group in log_groups.values():
         assert log_group["Properties"]["RetentionInDays"] == 30
         assert log_group["DeletionPolicy"] == "Delete"
@@ -190,26 +191,43 @@ def test_live_alias_points_at_the_current_version(default_synth: Synth) -> None:
     assert version["Properties"]["FunctionName"] == {"Ref": function_id}
 
 
+# Every method that reaches the API function (its live alias); POST /registry/events goes
+# to the promotion webhook instead (test_wiring.py).
+ALIAS_METHODS_API_KEY = {
+    ("ANY", "/"),
+    ("ANY", "/{proxy+}"),
+    # the web page (auth=api_key only: explicit so its GETs can be key-free)
+    ("GET", "/"),
+    ("GET", "/ui"),
+    ("GET", "/ui/static/{name}"),
+    ("GET", "/ui/config"),
+    ("GET", "/ui/example"),
+    ("ANY", "/ui/{proxy+}"),
+}
+WEBHOOK_METHOD = ("POST", "/registry/events")
+
+
 def test_api_proxies_every_path_to_the_live_alias(default_synth: Synth) -> None:
     alias_id, _ = only(default_synth.of_type("AWS::Lambda::Alias"))
-    methods = default_synth.of_type("AWS::ApiGateway::Method")
-    assert len(methods) == 2  # ANY / and ANY /{proxy+}
-    for method in methods.values():
-        props = method["Properties"]
-        assert props["HttpMethod"] == "ANY"
+    methods = api_methods(default_synth)
+    assert set(methods) == ALIAS_METHODS_API_KEY | {WEBHOOK_METHOD}
+    for key in ALIAS_METHODS_API_KEY:
+        props = methods[key]
         assert props["Integration"]["Type"] == "AWS_PROXY"
-        assert f"<{alias_id}>" in render(props["Integration"]["Uri"])
-    resource = only(default_synth.of_type("AWS::ApiGateway::Resource"))[1]
-    assert resource["Properties"]["PathPart"] == "{proxy+}"
-    api_permissions = [
+        assert f"<{alias_id}>" in render(props["Integration"]["Uri"]), key
+    alias_permissions = [
         permission
         for permission in default_synth.of_type("AWS::Lambda::Permission").values()
-        if permission["Properties"]["Principal"] != "s3.amazonaws.com"  # batch notifications
+        if permission["Properties"]["FunctionName"] == {"Ref": alias_id}
     ]
-    assert len(api_permissions) == 4  # test-invoke + invoke, for each of the two methods
-    for permission in api_permissions:
-        assert permission["Properties"]["FunctionName"] == {"Ref": alias_id}
+    # test-invoke + invoke, for each method
+    assert len(alias_permissions) == 2 * len(ALIAS_METHODS_API_KEY)
+    for permission in alias_permissions:
         assert permission["Properties"]["Principal"] == "apigateway.amazonaws.com"
+
+
+def test_iam_and_none_auth_proxy_without_page_routes(iam_synth: Synth) -> None:
+    assert set(api_methods(iam_synth)) == {("ANY", "/"), ("ANY", "/{proxy+}"), WEBHOOK_METHOD}
 
 
 def test_api_is_regional(default_synth: Synth) -> None:
@@ -241,10 +259,14 @@ def test_account_cloudwatch_role_for_api_logging_is_retained(default_synth: Synt
     assert default_synth.resources[role_id]["DeletionPolicy"] == "Retain"
 
 
+PUBLIC_PAGE_METHODS = {("GET", "/"), ("GET", "/ui"), ("GET", "/ui/static/{name}"), ("GET", "/ui/config")}
+
+
 def test_api_key_auth_by_default(default_synth: Synth) -> None:
-    for method in default_synth.of_type("AWS::ApiGateway::Method").values():
-        assert method["Properties"]["ApiKeyRequired"] is True
-        assert method["Properties"]["AuthorizationType"] == "NONE"
+    for route, props in api_methods(default_synth).items():
+        # the page shell and the HMAC-authenticated webhook are key-free (test_wiring.py)
+        assert props["ApiKeyRequired"] is (route not in PUBLIC_PAGE_METHODS | {WEBHOOK_METHOD}), route
+        assert props["AuthorizationType"] == "NONE"
     stage_id, _ = only(default_synth.of_type("AWS::ApiGateway::Stage"))
     api_id, _ = only(default_synth.of_type("AWS::ApiGateway::RestApi"))
     key_id, key = only(default_synth.of_type("AWS::ApiGateway::ApiKey"))
@@ -267,9 +289,10 @@ def test_throttle_and_quota_follow_context() -> None:
 
 
 def test_iam_auth_alternative(iam_synth: Synth) -> None:
-    for method in iam_synth.of_type("AWS::ApiGateway::Method").values():
-        assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
-        assert not method["Properties"].get("ApiKeyRequired", False)
+    for key, props in api_methods(iam_synth).items():
+        # MLflow cannot SigV4-sign: the webhook authenticates with its HMAC signature
+        assert props["AuthorizationType"] == ("NONE" if key == WEBHOOK_METHOD else "AWS_IAM"), key
+        assert not props.get("ApiKeyRequired", False)
     assert not iam_synth.of_type("AWS::ApiGateway::ApiKey")
     assert not iam_synth.of_type("AWS::ApiGateway::UsagePlan")
     assert "ApiKeyId" not in iam_synth.template.to_json()["Outputs"]
@@ -284,6 +307,15 @@ def test_no_auth_for_local_emulators() -> None:
 
 
 # --- batch scoring -------------------------------------------------------------------
+
+
+def event_invoke_configs(result: Synth, function: Any) -> dict[str, Any]:
+    function_ref = {"Ref": result.logical_id(function)}
+    return {
+        logical_id: config
+        for logical_id, config in result.of_type("AWS::Lambda::EventInvokeConfig").items()
+        if config["Properties"]["FunctionName"] == function_ref
+    }
 
 
 def batch_function(result: Synth) -> dict[str, Any]:
@@ -342,7 +374,7 @@ def test_batch_function_is_built_like_the_api_function(default_synth: Synth) -> 
 
 def test_batch_async_retries_and_dead_letter_queue(default_synth: Synth) -> None:
     batch = default_synth.stack.batch
-    _, config = only(default_synth.of_type("AWS::Lambda::EventInvokeConfig"))
+    _, config = only(event_invoke_configs(default_synth, batch.function))
     props = config["Properties"]
     assert props["FunctionName"] == {"Ref": default_synth.logical_id(batch.function)}
     assert props["MaximumRetryAttempts"] == 2
@@ -389,7 +421,7 @@ def test_batch_settings_follow_context() -> None:
     assert props["MemorySize"] == 4096 and props["Timeout"] == 600
     assert props["Architectures"] == ["x86_64"]
     assert props["Environment"]["Variables"]["MLSERVE_BATCH_PROBABILITIES"] == "true"
-    _, config = only(result.of_type("AWS::Lambda::EventInvokeConfig"))
+    _, config = only(event_invoke_configs(result, result.stack.batch.function))
     assert config["Properties"]["MaximumRetryAttempts"] == 1
     assert "ReservedConcurrentExecutions" not in batch_function(synth(batch_reserved_concurrency="none"))["Properties"]
 

@@ -8,12 +8,16 @@ errors name the real column.
 
 from __future__ import annotations
 
+import operator
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from typing import Annotated, Any, NotRequired
 
 import numpy as np
+import orjson
 from pydantic import AfterValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
@@ -64,6 +68,59 @@ NUMPY_DTYPES: dict[str, Any] = {
 }
 
 DEFAULT_MAX_ROWS = 10_000
+PREDICT_KEYS = frozenset({"instances", "probabilities"})
+
+
+class ValidatedRows(list[dict[str, Any]]):
+    """Validated rows that also carry their float64 matrix (signature order), built by the
+    all-double fast path so scoring does not rebuild it from the dicts."""
+
+    columns: tuple[ColumnSpec, ...]
+    matrix: Any
+
+    def __init__(self, rows: list[dict[str, Any]], columns: tuple[ColumnSpec, ...], matrix: Any) -> None:
+        super().__init__(rows)
+        self.columns = columns
+        self.matrix = matrix
+
+
+@dataclass(frozen=True)
+class DoubleRowsCheck:
+    """The fast path for signatures whose columns are all required doubles (MLflow's type
+    for float64 pandas columns, the common case): it accepts a request only when pydantic
+    would accept it unchanged — every row a dict with exactly the signature's keys, every
+    value a finite float — and builds the matrix at the same time. Anything else (ints that
+    pydantic would convert, bools, strings, nulls, missing or extra keys, non-finite or
+    out-of-range numbers) returns None and takes the pydantic path, which gives the
+    identical result or the same error message."""
+
+    columns: tuple[ColumnSpec, ...]
+    keys: frozenset[str]
+    getter: Callable[[dict[str, Any]], Any]
+
+    @classmethod
+    def for_columns(cls, columns: tuple[ColumnSpec, ...]) -> DoubleRowsCheck | None:
+        if len(columns) < 2 or any(c.type != "double" or not c.required for c in columns):
+            return None
+        names = [c.name for c in columns]
+        if len(set(names)) != len(names):
+            return None
+        return cls(columns, frozenset(names), operator.itemgetter(*names))
+
+    def matrix(self, rows: Any) -> Any:
+        if type(rows) is not list or not rows:
+            return None
+        keys, width = self.keys, len(self.keys)
+        for row in rows:
+            if type(row) is not dict or len(row) != width or row.keys() != keys:
+                return None
+        flat = list(chain.from_iterable(map(self.getter, rows)))
+        if set(map(type, flat)) != {float}:
+            return None
+        matrix = np.fromiter(flat, dtype=np.float64, count=len(flat)).reshape(len(rows), width)
+        if not np.isfinite(matrix).all():
+            return None
+        return matrix
 
 
 def _typed_dict(title: str, fields: dict[str, Any], extra: str) -> Any:
@@ -101,6 +158,7 @@ class RequestSchema:
     rows_lenient: TypeAdapter[Any]
     row_schema: dict[str, Any]
     predict_request_schema: dict[str, Any]
+    fast_rows: DoubleRowsCheck | None = field(default=None)
 
     @property
     def column_names(self) -> list[str]:
@@ -108,12 +166,35 @@ class RequestSchema:
 
     def validate_predict_body(self, body: bytes) -> dict[str, Any]:
         """Validate a /predict body straight from bytes."""
+        fast = self._fast_predict_body(body)
+        if fast is not None:
+            return fast
         try:
             request: dict[str, Any] = self.predict_request.validate_json(body)
         except ValidationError as exc:
             raise validation_error_to_input_error(exc) from None
         self.check_row_count(len(request["instances"]))
         return request
+
+    def _fast_predict_body(self, body: bytes) -> dict[str, Any] | None:
+        if self.fast_rows is None:
+            return None
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        if type(payload) is not dict or not payload.keys() <= PREDICT_KEYS:
+            return None
+        if "probabilities" in payload and type(payload["probabilities"]) is not bool:
+            return None
+        instances = payload.get("instances")
+        if type(instances) is not list or len(instances) > self.max_rows:
+            return None
+        matrix = self.fast_rows.matrix(instances)
+        if matrix is None:
+            return None
+        payload["instances"] = ValidatedRows(instances, self.columns, matrix)
+        return payload
 
     def validate_rows(self, rows: Any, *, forbid_extra: bool) -> list[dict[str, Any]]:
         """Validate already-parsed rows (from /invocations formats)."""
@@ -122,6 +203,10 @@ class RequestSchema:
         if not rows:
             raise InputError("the request holds no rows", details=[ErrorDetail([], "at least one row is required")])
         self.check_row_count(len(rows))
+        if self.fast_rows is not None:
+            matrix = self.fast_rows.matrix(rows)
+            if matrix is not None:
+                return ValidatedRows(rows, self.columns, matrix)
         adapter = self.rows_strict if forbid_extra else self.rows_lenient
         try:
             validated: list[dict[str, Any]] = adapter.validate_python(rows)
@@ -167,6 +252,7 @@ def compile_schema(model_name: str, columns: tuple[ColumnSpec, ...], max_rows: i
         rows_lenient=TypeAdapter(list[lenient_row]),  # type: ignore[valid-type]
         row_schema=TypeAdapter(strict_row).json_schema(ref_template="#/components/schemas/{model}"),
         predict_request_schema=predict_request.json_schema(ref_template="#/components/schemas/{model}"),
+        fast_rows=DoubleRowsCheck.for_columns(columns),
     )
 
 
