@@ -36,6 +36,10 @@ DEFAULTS: dict[str, Any] = {
     "registry_alias": "champion",
     "architecture": "arm64",
     "python_runtime": "python3.14",
+    # Python X.Y the dependency layer's wheels are built for ("" = the runtime's). Only for
+    # emulators that run functions with their own interpreter (MiniStack): the declared
+    # runtime stays python3.14, but the wheels must load in the emulator's Python.
+    "layer_python_version": "",
     "environment": "dev",
     "auth": "api_key",
     "refresh_seconds": 15,
@@ -91,6 +95,7 @@ class ServingConfig:
     registry_alias: str
     architecture: Architecture
     python_runtime: str
+    layer_python_override: str | None
     environment: Environment
     auth: AuthMode
     refresh_seconds: int
@@ -120,6 +125,11 @@ class ServingConfig:
         return self.python_runtime.removeprefix("python")
 
     @property
+    def layer_python_version(self) -> str:
+        """The Python X.Y the dependency layer is built for: the runtime's unless overridden."""
+        return self.layer_python_override or self.python_version
+
+    @property
     def is_prod(self) -> bool:
         return self.environment == "prod"
 
@@ -144,6 +154,7 @@ class ServingConfig:
             registry_alias=_non_empty_str("registry_alias", value("registry_alias")),
             architecture=_choice("architecture", value("architecture"), ARCHITECTURES),
             python_runtime=_python_runtime(value("python_runtime")),
+            layer_python_override=_layer_python_version(value("layer_python_version")),
             environment=environment,
             auth=auth,
             refresh_seconds=_int("refresh_seconds", value("refresh_seconds"), 0, 3600),
@@ -362,3 +373,12 @@ def _origins(raw: Any) -> tuple[str, ...]:
     if "*" in origins and len(origins) > 1:
         raise ConfigError(f"context {key!r}: '*' already allows every origin; list it alone, got {raw!r}")
     return origins
+
+
+def _layer_python_version(raw: Any) -> str | None:
+    if raw in ("", None):
+        return None
+    text = str(raw).strip()
+    if not re.fullmatch(r"3\.\d{1,2}", text):
+        raise ConfigError(f"context 'layer_python_version' must look like 3.11 (or be empty), got {raw!r}")
+    return text

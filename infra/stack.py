@@ -48,7 +48,7 @@ class MlserveStack(Stack):
             ),
             code=deps_layer_code(
                 architecture=config.architecture,
-                python_version=config.python_version,
+                python_version=config.layer_python_version,
                 cache_root=layer_cache_root,
             ),
             compatible_runtimes=[runtime],

@@ -184,3 +184,11 @@ def test_promotion_page_and_monitoring_overrides_from_the_command_line() -> None
 def test_promotion_page_and_monitoring_settings_are_validated(key: str, value: Any, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         config(**{key: value})
+
+
+def test_layer_python_version_defaults_to_the_runtime_and_can_be_overridden_for_emulators() -> None:
+    assert ServingConfig.from_mapping({}).layer_python_version == "3.14"
+    config = ServingConfig.from_mapping({"layer_python_version": "3.11"})
+    assert config.layer_python_version == "3.11" and config.python_runtime == "python3.14"
+    with pytest.raises(ConfigError, match="layer_python_version"):
+        ServingConfig.from_mapping({"layer_python_version": "python3.11"})
