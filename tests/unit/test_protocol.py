@@ -72,3 +72,8 @@ def test_csv_cells_follow_signature_types() -> None:
 def test_bad_csv_bodies(body: bytes, message: str) -> None:
     with pytest.raises(InputError, match=message):
         rows_from_csv(body, {"a": "long", "b": "long"})
+
+
+def test_csv_numbers_with_underscores_stay_text_and_fail_validation() -> None:
+    rows = rows_from_csv(b"a,c\n1_000,2_5.0\n", {"a": "long", "c": "double"})
+    assert rows == [{"a": "1_000", "c": "2_5.0"}]

@@ -138,3 +138,10 @@ def test_predictions_equal_model_predict(demo_registry: Any, breast_cancer: Any)
     expected = model.estimator.predict_proba(breast_cancer.head(50))
     assert result.probabilities is not None
     np.testing.assert_allclose([[p["0"], p["1"]] for p in result.probabilities], expected)
+
+
+def test_aware_datetimes_become_utc_not_wall_clock() -> None:
+    schema = compile_schema("m", ALL_TYPES)
+    rows = schema.validate_predict_body(body([{**GOOD_ROW, "t": "2024-01-02T03:04:05+02:00"}]))["instances"]
+    frame = rows_to_frame(rows, ALL_TYPES)
+    assert str(frame["t"].iloc[0]) == "2024-01-02 01:04:05"

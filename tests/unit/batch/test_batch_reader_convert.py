@@ -102,3 +102,13 @@ def test_datetimes() -> None:
     array, reasons = convert(["2026-01-02", "2026-01-02T10:00:00", "not a date"], "datetime")
     assert reasons == [None, None, "invalid_datetime"]
     assert pd.Timestamp(array[0]) == pd.Timestamp("2026-01-02")
+
+
+def test_datetimes_with_mixed_offsets_become_utc() -> None:
+    array, reasons = convert(["2026-01-02T10:00:00+02:00", "2026-01-02T10:00:00Z", "2026-01-02T10:00:00"], "datetime")
+    assert reasons == [None, None, None]
+    assert [str(pd.Timestamp(v)) for v in array] == [
+        "2026-01-02 08:00:00",
+        "2026-01-02 10:00:00",
+        "2026-01-02 10:00:00",
+    ]

@@ -128,6 +128,8 @@ def csv_cell(value: str, column_type: str | None) -> Any:
     """One CSV cell as the signature's type; empty is missing; unconvertible stays text."""
     if value == "" and column_type != "string":
         return None
+    if "_" in value and column_type in ("double", "float", "long", "integer"):
+        return value  # Python's float()/int() accept "1_000"; CSV numbers never have "_"
     try:
         if column_type in ("double", "float"):
             return float(value)

@@ -94,17 +94,17 @@ def load_model_dir(
     )
 
 
+def naive_utc(value: datetime) -> datetime:
+    """An aware datetime as naive UTC (numpy's datetime64 has no zones); naive stays as is."""
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
 def column_array(values: Sequence[Any], column: ColumnSpec) -> Any:
     """One column as a numpy array of the signature's dtype; missing values become NaN/None."""
     has_missing = any(v is None for v in values)
     if column.type == "datetime":
         return np.array(
-            [
-                np.datetime64(v.replace(tzinfo=None) if v.tzinfo else v, "ns")
-                if v is not None
-                else np.datetime64("NaT")
-                for v in values
-            ],
+            [np.datetime64(naive_utc(v), "ns") if v is not None else np.datetime64("NaT") for v in values],
             dtype="datetime64[ns]",
         )
     if column.type == "string" or (column.type == "boolean" and has_missing):

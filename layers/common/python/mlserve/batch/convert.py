@@ -106,9 +106,9 @@ def convert_column(values: pd.Series, column: ColumnSpec) -> tuple[np.ndarray, n
         array = values.to_numpy(dtype=object)
         return array, code, problems
     if kind == "datetime":
-        parsed = pd.to_datetime(values, errors="coerce", format="ISO8601")
-        if getattr(parsed.dt, "tz", None) is not None:
-            parsed = parsed.dt.tz_localize(None)
+        # utc=True: offsets are converted (and may differ row to row); naive values stay
+        # as written, the same rule as the online API.
+        parsed = pd.to_datetime(values, errors="coerce", format="ISO8601", utc=True).dt.tz_localize(None)
         flag(parsed.isna().to_numpy() & ~missing, NOT_A_DATETIME)
         if column.required:
             flag(missing, MISSING)
