@@ -171,7 +171,7 @@ def local_tool() -> Iterator[None]:
         for h in logging.getLogger(logger.name).handlers
         if isinstance(h, logging.StreamHandler) and not isinstance(h.stream, _CurrentStderr)
     ]
-    streams = [h.setStream(_CurrentStderr()) for h in handlers]  # type: ignore[arg-type]
+    streams = [h.setStream(_CurrentStderr()) for h in handlers]
     had = "POWERTOOLS_METRICS_DISABLED" in os.environ
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     try:
