@@ -300,17 +300,8 @@ class Monitoring(Construct):
         deploy_row: list[cloudwatch.IWidget] = [
             cloudwatch.GraphWidget(
                 title="Redeploys by outcome",
-                left=[
-                    cloudwatch.MathExpression(
-                        expression=(
-                            f"SEARCH('{{{ns},model_name,outcome,service}} MetricName=\"Redeploys\"', 'Sum', "
-                            f"{int(PERIOD.to_seconds())})"
-                        ),
-                        using_metrics={},
-                        label="redeploys",
-                        period=PERIOD,
-                    )
-                ],
+                # one series per model version and outcome (deployed, failed, superseded, ...)
+                left=[_search(ns, "Redeploys", "Sum", "redeploys", extra_dims=",outcome")],
                 width=8,
             ),
             cloudwatch.GraphWidget(

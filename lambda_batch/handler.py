@@ -1,4 +1,8 @@
-"""Lambda entry point: S3 ObjectCreated event -> mlserve.batch (all logic lives there)."""
+"""Lambda entry point: S3 ObjectCreated event -> mlserve.batch (all logic lives there).
+
+Powertools (``mlserve.observability``): JSON logs with the S3 request id as the correlation
+id and the model version once loaded, EMF metrics (rows scored/rejected, recorded by
+``mlserve.batch.job``) flushed per invocation, X-Ray when enabled. Never logs the event."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import time
 from typing import Any
 
 from mlserve.batch.runtime import BatchRuntime
+from mlserve.observability import S3_REQUEST_ID, lambda_entry
 
 _runtime: BatchRuntime | None = None
 
@@ -24,8 +29,11 @@ def reset_runtime() -> None:
     _runtime = None
 
 
-def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+def _handle(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     deadline = None
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         deadline = time.time() + context.get_remaining_time_in_millis() / 1000.0
     return runtime().handle_event(event, deadline=deadline)
+
+
+handler = lambda_entry(_handle, correlation_id_path=S3_REQUEST_ID)

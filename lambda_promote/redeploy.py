@@ -5,18 +5,17 @@ Thin: parses the event and calls `mlserve.promotion.redeploy`. Configuration: se
 MLSERVE_REGISTRY_ALIAS, MLSERVE_MODEL_NAME(S), MLSERVE_SAGEMAKER_PACKAGE_GROUP, ...).
 Refusals return normally (the failure is recorded and emitted); transient errors raise so
 that Lambda retries and finally dead-letters the event.
+
+Powertools: JSON logs with the EventBridge event id as the correlation id and the promoted
+model's name/version; the ``Redeploys`` EMF metric is recorded by ``mlserve.promotion.redeploy``.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 from typing import Any
 
+from mlserve.observability import EVENTBRIDGE_EVENT_ID, lambda_entry, logger
 from mlserve.promotion.redeploy import RedeployConfig, Redeployer
-
-logger = logging.getLogger()
-logger.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
 
 _state: dict[str, Redeployer] = {}
 
@@ -31,7 +30,10 @@ def reset() -> None:
     _state.clear()
 
 
-def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    outcome = _redeployer().handle_event(event)
-    logger.info("redeploy outcome: %s", outcome.to_dict())
-    return outcome.to_dict()
+def _handle(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    outcome = _redeployer().handle_event(event).to_dict()
+    logger.info("redeploy outcome", extra={"outcome": outcome})
+    return outcome
+
+
+handler = lambda_entry(_handle, correlation_id_path=EVENTBRIDGE_EVENT_ID)

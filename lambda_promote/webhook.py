@@ -7,14 +7,18 @@ Thin: parses the proxy event and calls `mlserve.promotion.webhook`. Configuratio
     MLSERVE_REGISTRY_ALIAS           alias that promotes (default champion)
     MLSERVE_MODEL_NAMES               comma-separated registered models served here (default: MLSERVE_MODEL_NAME)
     MLSERVE_MLFLOW_TRACKING_URI       the registry's URL, recorded in the event
+
+Powertools: JSON logs with the API Gateway request id as the correlation id; one line per
+delivery (accepted / ignored / duplicate / rejected, with a fixed reason code) is written by
+`mlserve.promotion.webhook` — never the body, the signature or the secret.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any
 
+from mlserve.observability import API_GATEWAY_REQUEST_ID, lambda_entry
 from mlserve.promotion.webhook import (
     DynamoLedger,
     SecretProvider,
@@ -22,9 +26,6 @@ from mlserve.promotion.webhook import (
     handle_delivery,
     proxy_request,
 )
-
-logger = logging.getLogger()
-logger.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
 
 _state: dict[str, Any] = {}
 
@@ -51,7 +52,7 @@ def reset() -> None:
     _state.clear()
 
 
-def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+def _handle(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     headers, body = proxy_request(event)
     runtime = _runtime()
     result = handle_delivery(
@@ -63,3 +64,6 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         events_client=runtime["events"],
     )
     return result.to_proxy_response()
+
+
+handler = lambda_entry(_handle, correlation_id_path=API_GATEWAY_REQUEST_ID)

@@ -109,7 +109,12 @@ class BatchEnv:
 
 
 class FakeContext:
+    """What Powertools reads from a Lambda context (the handler is instrumented)."""
+
     function_name = "mlserve-batch"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:mlserve-batch"
+    memory_limit_in_mb = 3008
     aws_request_id = "req-1"
 
     def get_remaining_time_in_millis(self) -> int:

@@ -325,8 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    from mlserve.observability import local_tool
+
     try:
-        return int(args.run(args))
+        with local_tool():  # stdout is the command's output: logs to stderr, no EMF
+            return int(args.run(args))
     except MlserveError as exc:
         print(f"mlserve {args.command}: error: {exc.message}", file=sys.stderr)
         for detail in exc.details:

@@ -16,16 +16,21 @@ Recording helpers are tiny and never raise: observability must not fail a reques
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import logging
 import os
-from collections.abc import Callable
+import sys
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "mlserve"
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "mlserve"
@@ -37,7 +42,9 @@ VALIDATION_ERRORS = "ValidationErrors"  # requests refused with a 4xx for their 
 ROWS_SCORED = "RowsScored"  # batch
 ROWS_REJECTED = "RowsRejected"  # batch
 MODEL_LOAD_SECONDS = "ModelLoadSeconds"
-REDEPLOYS = "Redeploys"  # dimension outcome=succeeded|failed|refused|...
+REDEPLOYS = "Redeploys"  # dimension outcome=deployed|failed|superseded|already_live|error
+REDEPLOY_SECONDS = "RedeploySeconds"
+WEBHOOK_DELIVERIES = "WebhookDeliveries"  # dimension outcome=accepted|ignored|duplicate|rejected|error
 COLD_START = "ColdStart"  # emitted by Powertools (capture_cold_start_metric)
 
 API_GATEWAY_REQUEST_ID = correlation_paths.API_GATEWAY_REST  # requestContext.requestId (v1 and v2)
@@ -49,6 +56,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 logger = Logger(service=SERVICE, utc=True)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 _own_log = logging.getLogger(__name__)
+# Redeploy and webhook metrics are flushed at once (``single_metric``, own dimensions), so the
+# handler-level flush often has nothing left: that is expected, not worth a warning per container.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
 class TracerLike(Protocol):
@@ -108,6 +118,20 @@ def instrument(handler: F, correlation_id_path: str | None = None) -> F:
     return wrapped  # type: ignore[return-value]
 
 
+def lambda_entry(handler: F, correlation_id_path: str | None = None) -> F:
+    """``instrument(handler)`` for real invocations; the bare handler when ``context`` is
+    None (local tools, tests and benchmarks call handlers without a Lambda context)."""
+    observed = instrument(handler, correlation_id_path)
+
+    @functools.wraps(handler)
+    def entry(event: Any, context: Any = None) -> Any:
+        if context is None:
+            return handler(event, context)
+        return observed(event, context)
+
+    return entry  # type: ignore[return-value]
+
+
 def _identity(model: Any) -> tuple[str, str]:
     identity = getattr(model, "identity", model)
     return str(getattr(identity, "name", None) or "unknown"), str(getattr(identity, "version", None) or "unknown")
@@ -124,6 +148,50 @@ def set_model(model: Any) -> None:
     """Put model_name/model_version on every following log line of this environment."""
     name, version = _identity(model)
     logger.append_keys(model_name=name, model_version=version)
+
+
+def set_model_keys(name: str, version: str) -> None:
+    """Like ``set_model`` from a name and version (a promotion not loaded yet)."""
+    _safely(lambda: logger.append_keys(model_name=str(name), model_version=str(version)))
+
+
+def clear_model_keys() -> None:
+    """Forget the model of a previous invocation (functions that serve no single model)."""
+    _safely(lambda: logger.remove_keys(["model_name", "model_version"]))
+
+
+@contextlib.contextmanager
+def local_tool() -> Iterator[None]:
+    """For local tools (the CLI), whose stdout is their output: while inside, the JSON log
+    lines of ``mlserve.*`` (Powertools' logger, named after the service) go to stderr and
+    no EMF blob is printed (``POWERTOOLS_METRICS_DISABLED`` unless already set). Restored
+    on exit."""
+    handlers = [
+        h
+        for h in logging.getLogger(logger.name).handlers
+        if isinstance(h, logging.StreamHandler) and not isinstance(h.stream, _CurrentStderr)
+    ]
+    streams = [h.setStream(_CurrentStderr()) for h in handlers]
+    had = "POWERTOOLS_METRICS_DISABLED" in os.environ
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    try:
+        yield
+    finally:
+        if not had:
+            os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
+        for h, stream in zip(handlers, streams, strict=True):
+            if stream is not None:
+                h.setStream(stream)
+
+
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is at the time of writing (it may be replaced later)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def _dimensions(model: Any) -> None:
@@ -167,6 +235,9 @@ def record_rows_scored(model: Any, scored: int, rejected: int = 0) -> None:
 
 def _single(name: str, unit: MetricUnit, value: float, dimensions: dict[str, str]) -> None:
     # Flushed at once with its own dimensions: usable outside a wrapped handler.
+    # Powertools' single_metric prints even when metrics are disabled: check here.
+    if is_metrics_disabled():
+        return
     with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as metric:
         metric.add_dimension(name="service", value=SERVICE)
         for key, dim in dimensions.items():
@@ -191,7 +262,8 @@ def on_model_swap(previous: Any, model: Any) -> None:
 
 
 def record_redeploy(outcome: str, model_name: str, version: str | None = None, seconds: float | None = None) -> None:
-    """Promotion: one redeploy attempt and its outcome (succeeded, failed, refused, ...)."""
+    """Promotion: one redeploy attempt and its outcome (the ``RedeployOutcome.status``:
+    deployed, already_live, superseded, failed; ``error`` for an unexpected exception)."""
 
     def action() -> None:
         dims = {"model_name": model_name, "outcome": outcome}
@@ -199,6 +271,11 @@ def record_redeploy(outcome: str, model_name: str, version: str | None = None, s
             dims["model_version"] = str(version)
         _single(REDEPLOYS, MetricUnit.Count, 1, dims)
         if seconds is not None:
-            _single("RedeploySeconds", MetricUnit.Seconds, seconds, dims)
+            _single(REDEPLOY_SECONDS, MetricUnit.Seconds, seconds, dims)
 
     _safely(action)
+
+
+def record_webhook_delivery(outcome: str) -> None:
+    """Promotion webhook: one delivery and what became of it (no payload-derived dimension)."""
+    _safely(lambda: _single(WEBHOOK_DELIVERIES, MetricUnit.Count, 1, {"outcome": outcome}))

@@ -22,6 +22,7 @@ from mlserve.batch.core import BatchOptions, ScoreResult, score_stream
 from mlserve.batch.output import S3MultipartSink, Sink
 from mlserve.errors import InputError, MlserveError
 from mlserve.live import LiveModel
+from mlserve.observability import record_rows_scored
 from mlserve.scoring import LoadedModel
 
 logger = logging.getLogger(__name__)
@@ -254,12 +255,16 @@ def process_s3_object(
         Bucket=item.bucket, Key=report_key, Body=json.dumps(report, indent=1).encode(), ContentType="application/json"
     )
     markers.finish(marker, report["status"], report_key)
+    if model is not None:  # EMF, model_name/model_version dimensions; flushed by the handler
+        record_rows_scored(model, report["rows_scored"], report["rows_rejected"])
     logger.info(
-        "batch %s: %s, %s rows scored, %s rejected",
+        "batch %s: %s, %s rows scored, %s rejected (model %s v%s)",
         key,
         report["status"],
         report["rows_scored"],
         report["rows_rejected"],
+        model.identity.name if model else None,
+        model.identity.version if model else None,
     )
     if error is not None:
         raise error

@@ -9,6 +9,7 @@ from mlserve.batch.core import BatchOptions
 from mlserve.batch.job import inputs_from_event, process_s3_object
 from mlserve.config import Settings
 from mlserve.live import LiveModel
+from mlserve.observability import on_model_swap
 from mlserve.store import open_store
 
 
@@ -32,6 +33,7 @@ class BatchRuntime:
             allow_pickle=settings.allow_pickle,
             max_rows=settings.max_rows,
             cache_dir=settings.cache_dir,
+            on_swap=on_model_swap,  # logs carry model_name/model_version; ModelLoadSeconds
         )
         return cls(settings, live, client, BatchOptions.from_env())
 

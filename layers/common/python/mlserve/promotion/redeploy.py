@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 from mlserve.config import env_bool
 from mlserve.errors import MlserveError, StagingError
 from mlserve.live import read_pointer
+from mlserve.observability import clear_model_keys, record_redeploy, set_model_keys
 from mlserve.promotion.events import (
     MODEL_DEPLOYED,
     MODEL_DEPLOYMENT_FAILED,
@@ -196,17 +198,41 @@ class Redeployer:
 
     # -- entry points -----------------------------------------------------------------------
     def handle_event(self, event: dict[str, Any]) -> RedeployOutcome:
+        clear_model_keys()  # the model of a previous invocation is not this one's
         promotion = promotion_from_eventbridge(
             event, package_group=self.config.sagemaker_package_group, model_name=self.config.sagemaker_model_name
         )
         if promotion is None:
+            logger.info("event ignored: not an approval for the configured package group")
             return RedeployOutcome("ignored", reason="not an approval for the configured package group")
         return self.redeploy(promotion)
 
     def redeploy(self, promotion: ModelPromoted) -> RedeployOutcome:
+        """Run one redeploy attempt and record its outcome: EMF ``Redeploys`` (+ seconds) with
+        model_name, model_version and outcome dimensions. ``ignored`` is not an attempt (a
+        model this stack does not serve) and gets no metric; a transient failure counts as
+        ``failed`` before it is re-raised; anything unexpected as ``error``."""
         name, version = promotion.model_name, promotion.version
         if self.config.model_names and name not in self.config.model_names:
+            logger.info("promotion ignored: the model is not deployed by this stack")
             return RedeployOutcome("ignored", name, version, reason=f"model {name!r} is not deployed by this stack")
+        set_model_keys(name, version)
+        started = time.monotonic()
+        status = "error"
+        try:
+            outcome = self._redeploy(promotion)
+            status = outcome.status
+            return outcome
+        except TransientRedeployError:
+            status = "failed"  # ModelDeploymentFailed was emitted; Lambda retries
+            raise
+        finally:
+            seconds = time.monotonic() - started
+            record_redeploy(status, name, version, seconds=seconds)
+            logger.info("redeploy of %s v%s: %s in %.2fs", name, version, status, seconds)
+
+    def _redeploy(self, promotion: ModelPromoted) -> RedeployOutcome:
+        name, version = promotion.model_name, promotion.version
         try:
             outcome = self._superseded(promotion)
             if outcome is not None:

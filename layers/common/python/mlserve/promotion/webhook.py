@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mlserve.observability import clear_model_keys, record_webhook_delivery, set_model_keys
 from mlserve.promotion.events import MODEL_PROMOTED, ModelPromoted, put_event, utc_now
 
 logger = logging.getLogger(__name__)
@@ -171,6 +172,18 @@ class WebhookConfig:
 class WebhookResult:
     status: int
     body: dict[str, Any]
+    # For logs and metrics only: a fixed reason code, never text taken from the request, and
+    # the delivery id once the signature checked out.
+    reason: str = ""
+    delivery_id: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        if self.status == 202:
+            return "accepted"
+        if self.status == 200:
+            return "duplicate" if self.body.get("status") == "duplicate" else "ignored"
+        return "rejected" if self.status < 500 else "error"
 
     def to_proxy_response(self) -> dict[str, Any]:
         return {
@@ -190,44 +203,90 @@ def handle_delivery(
     events_client: Any,
     now: Callable[[], float] = time.time,
 ) -> WebhookResult:
+    """Verify and forward one delivery; log and count what became of it. The log line has
+    the outcome, a fixed reason code and (once the signature checked out) the delivery id,
+    plus the model name/version of an accepted promotion — never the body, the headers,
+    the signature or the secret."""
+    clear_model_keys()  # a previous delivery's model is not this one's
+    result = _handle_delivery(
+        headers, body, config=config, secrets=secrets, ledger=ledger, events_client=events_client, now=now
+    )
+    outcome = result.outcome
+    record_webhook_delivery(outcome)
+    fields: dict[str, Any] = {"webhook_outcome": outcome, "reason": result.reason, "status_code": result.status}
+    if result.delivery_id:
+        fields["delivery_id"] = result.delivery_id
+    if outcome == "rejected":
+        logger.warning("webhook delivery rejected: %s", result.reason, extra=fields)
+    elif outcome == "error":
+        logger.error("webhook delivery not forwarded: %s", result.reason, extra=fields)
+    else:
+        logger.info("webhook delivery %s: %s", outcome, result.reason, extra=fields)
+    return result
+
+
+def _handle_delivery(
+    headers: dict[str, str],
+    body: str,
+    *,
+    config: WebhookConfig,
+    secrets: Callable[[], list[str]],
+    ledger: DeliveryLedger,
+    events_client: Any,
+    now: Callable[[], float] = time.time,
+) -> WebhookResult:
     h = {k.lower(): v for k, v in headers.items()}
     delivery_id = h.get(DELIVERY_ID_HEADER, "")
     timestamp = h.get(TIMESTAMP_HEADER, "")
     signature = h.get(SIGNATURE_HEADER, "")
     if not (delivery_id and timestamp and signature):
-        return WebhookResult(401, {"error": "missing MLflow signature headers"})
+        return WebhookResult(401, {"error": "missing MLflow signature headers"}, "missing_signature_headers")
     if not verify_signature(secrets(), delivery_id, timestamp, body, signature):
         # maybe the secret was rotated since we cached it: refetch once
         invalidate = getattr(secrets, "invalidate", None)
         if invalidate is None:
-            return WebhookResult(401, {"error": "bad signature"})
+            return WebhookResult(401, {"error": "bad signature"}, "bad_signature")
         invalidate()
         if not verify_signature(secrets(), delivery_id, timestamp, body, signature):
-            return WebhookResult(401, {"error": "bad signature"})
+            return WebhookResult(401, {"error": "bad signature"}, "bad_signature")
     try:
         sent_at = int(timestamp)
     except ValueError:
-        return WebhookResult(401, {"error": "bad timestamp"})
+        return WebhookResult(401, {"error": "bad timestamp"}, "bad_timestamp")
     age = now() - sent_at
     if age > config.max_age_seconds or age < -MAX_FUTURE_SKEW_SECONDS:
-        return WebhookResult(401, {"error": f"stale delivery (timestamp {age:.0f}s old)"})
+        return WebhookResult(401, {"error": f"stale delivery (timestamp {age:.0f}s old)"}, "stale_timestamp")
     try:
         payload = json.loads(body)
         entity, action, data = payload["entity"], payload["action"], payload.get("data") or {}
     except (json.JSONDecodeError, KeyError, TypeError):
-        return WebhookResult(400, {"error": "body is not an MLflow webhook payload"})
+        return WebhookResult(400, {"error": "body is not an MLflow webhook payload"}, "malformed_body", delivery_id)
     if (entity, action) != ACCEPTED_EVENT:
-        return WebhookResult(200, {"status": "ignored", "reason": f"event {entity}.{action} does not promote"})
+        return WebhookResult(
+            200,
+            {"status": "ignored", "reason": f"event {entity}.{action} does not promote"},
+            "event_does_not_promote",
+            delivery_id,
+        )
     name, alias, version = data.get("name"), data.get("alias"), data.get("version")
     if not (name and alias and version):
-        return WebhookResult(400, {"error": "model_version_alias.created without name, alias or version"})
+        return WebhookResult(
+            400,
+            {"error": "model_version_alias.created without name, alias or version"},
+            "incomplete_alias_event",
+            delivery_id,
+        )
     if alias != config.alias:
-        return WebhookResult(200, {"status": "ignored", "reason": f"alias {alias!r} is not {config.alias!r}"})
+        return WebhookResult(
+            200, {"status": "ignored", "reason": f"alias {alias!r} is not {config.alias!r}"}, "other_alias", delivery_id
+        )
     if config.model_names and name not in config.model_names:
-        return WebhookResult(200, {"status": "ignored", "reason": f"model {name!r} is not served here"})
+        return WebhookResult(
+            200, {"status": "ignored", "reason": f"model {name!r} is not served here"}, "other_model", delivery_id
+        )
     if not ledger.claim(delivery_id):
-        logger.warning("replayed webhook delivery %s ignored", delivery_id)
-        return WebhookResult(200, {"status": "duplicate", "delivery_id": delivery_id})
+        return WebhookResult(200, {"status": "duplicate", "delivery_id": delivery_id}, "replayed_delivery", delivery_id)
+    set_model_keys(str(name), str(version))  # signed, and for a model served here
     promotion = ModelPromoted(
         model_name=str(name),
         version=str(version),
@@ -243,9 +302,14 @@ def handle_delivery(
     except Exception as exc:
         ledger.release(delivery_id)  # let MLflow's retry through
         logger.error("could not put the ModelPromoted event: %s", exc)
-        return WebhookResult(502, {"error": "could not forward the promotion"})
-    logger.info("accepted %s v%s @%s (delivery %s, event %s)", name, version, alias, delivery_id, event_id)
-    return WebhookResult(202, {"status": "accepted", "model_name": name, "version": str(version), "event_id": event_id})
+        return WebhookResult(502, {"error": "could not forward the promotion"}, "event_put_failed", delivery_id)
+    logger.info("ModelPromoted %s v%s put on the bus (event %s)", name, version, event_id)
+    return WebhookResult(
+        202,
+        {"status": "accepted", "model_name": name, "version": str(version), "event_id": event_id},
+        "promoted",
+        delivery_id,
+    )
 
 
 def proxy_request(event: dict[str, Any]) -> tuple[dict[str, str], str]:
