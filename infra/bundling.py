@@ -124,15 +124,14 @@ def _copy_tree(source: Path, destination: Path) -> None:
     shutil.copytree(source, destination, copy_function=link_or_copy, dirs_exist_ok=True)
 
 
-def build_deps_layer(
-    output_dir: Path,
+def cached_deps_site(
     *,
     architecture: str,
     python_version: str,
     requirements: Path = DEPS_REQUIREMENTS,
     cache_root: Path = DEFAULT_CACHE_ROOT,
 ) -> Path:
-    """Put the pruned deps layer (``python/...``) into output_dir, building it at most once."""
+    """The pruned deps (a site-packages dir) in the cache, built with pip at most once."""
     cached = cache_root / deps_layer_hash(requirements, architecture, python_version)
     if not (cached / _CACHE_COMPLETE_MARKER).exists():
         cache_root.mkdir(parents=True, exist_ok=True)
@@ -161,8 +160,23 @@ def build_deps_layer(
                     staging.rename(cached)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+    return cached / "python"
+
+
+def build_deps_layer(
+    output_dir: Path,
+    *,
+    architecture: str,
+    python_version: str,
+    requirements: Path = DEPS_REQUIREMENTS,
+    cache_root: Path = DEFAULT_CACHE_ROOT,
+) -> Path:
+    """Put the pruned deps layer (``python/...``) into output_dir, building it at most once."""
+    site_dir = cached_deps_site(
+        architecture=architecture, python_version=python_version, requirements=requirements, cache_root=cache_root
+    )
     output_dir.mkdir(parents=True, exist_ok=True)
-    _copy_tree(cached / "python", output_dir / "python")
+    _copy_tree(site_dir, output_dir / "python")
     return output_dir
 
 
@@ -247,15 +261,82 @@ def common_layer_code() -> lambda_.Code:
     return lambda_.Code.from_asset(str(COMMON_LAYER_DIR), exclude=["**/__pycache__", "**/__pycache__/**", "*.pyc"])
 
 
-def function_code(*package_names: str) -> lambda_.Code:
-    """Code asset holding only the named top-level packages of the repo."""
+def _function_packages(package_names: Iterable[str]) -> list[Path]:
     packages = [REPO_ROOT / name for name in package_names]
     missing = [str(path) for path in packages if not (path / "__init__.py").is_file()]
     if missing:
         raise FileNotFoundError(f"function packages not found (need __init__.py): {missing}")
+    return packages
+
+
+def function_code(*package_names: str) -> lambda_.Code:
+    """Code asset holding only the named top-level packages of the repo."""
+    packages = _function_packages(package_names)
     return lambda_.Code.from_asset(
         str(REPO_ROOT),
         asset_hash=_source_hash(packages),
         asset_hash_type=AssetHashType.CUSTOM,
         bundling=BundlingOptions(image=UNUSED_DOCKER_IMAGE, local=cast(ILocalBundling, CopyPackagesBundler(packages))),
+    )
+
+
+# bundle_deps=function: what the two layers hold goes into each function's own code asset.
+COMMON_PACKAGE_DIR = COMMON_LAYER_DIR / "python" / "mlserve"
+
+
+@jsii.implements(ILocalBundling)
+class BundledFunctionBundler:
+    """A function asset that needs no layers: the pruned third-party deps (hard-linked from
+    the same cache the deps layer uses, so no second pip run), the ``mlserve`` package and
+    the function's own packages, all at the asset root. Lambda puts the code directory
+    (/var/task) on ``sys.path``, so ``import numpy`` and ``import mlserve`` work as with
+    layers (whose ``python/`` dir lands on ``sys.path`` the same way)."""
+
+    def __init__(self, packages: Iterable[Path], *, architecture: str, python_version: str, cache_root: Path) -> None:
+        self.packages = tuple(packages)
+        self.architecture = architecture
+        self.python_version = python_version
+        self.cache_root = cache_root
+
+    def try_bundle(self, output_dir: str, options: Any = None) -> bool:
+        output = Path(output_dir)
+        site_dir = cached_deps_site(
+            architecture=self.architecture, python_version=self.python_version, cache_root=self.cache_root
+        )
+        clashes = sorted({p.name for p in (COMMON_PACKAGE_DIR, *self.packages)} & {p.name for p in site_dir.iterdir()})
+        if clashes:
+            raise RuntimeError(f"packages {clashes} exist both in the deps and in mlserve's own code")
+        _copy_tree(site_dir, output)
+        CopyPackagesBundler([COMMON_PACKAGE_DIR, *self.packages]).try_bundle(output_dir)
+        return True
+
+
+def bundled_function_hash(packages: Iterable[Path], *, architecture: str, python_version: str) -> str:
+    """Identity of a self-contained function asset, from its inputs only (never the ~240 MB
+    output): the function's packages, the mlserve package and the deps build's own hash."""
+    digest = hashlib.sha256(b"bundle_deps=function\0")
+    digest.update(_source_hash([*packages, COMMON_PACKAGE_DIR]).encode())
+    digest.update(b"\0")
+    digest.update(deps_layer_hash(DEPS_REQUIREMENTS, architecture, python_version).encode())
+    return digest.hexdigest()
+
+
+def bundled_function_code(
+    *package_names: str, architecture: str, python_version: str, cache_root: Path = DEFAULT_CACHE_ROOT
+) -> lambda_.Code:
+    """Code asset with the named top-level packages plus everything the layers would add."""
+    packages = _function_packages(package_names)
+    return lambda_.Code.from_asset(
+        str(REPO_ROOT),
+        asset_hash=bundled_function_hash(packages, architecture=architecture, python_version=python_version),
+        asset_hash_type=AssetHashType.CUSTOM,
+        bundling=BundlingOptions(
+            image=UNUSED_DOCKER_IMAGE,
+            local=cast(
+                ILocalBundling,
+                BundledFunctionBundler(
+                    packages, architecture=architecture, python_version=python_version, cache_root=cache_root
+                ),
+            ),
+        ),
     )

@@ -15,10 +15,12 @@ from typing import Any, Literal, TypeVar, cast
 Architecture = Literal["arm64", "x86_64"]
 AuthMode = Literal["api_key", "iam", "none"]
 Environment = Literal["dev", "prod"]
+BundleDeps = Literal["layer", "function"]
 
 ARCHITECTURES: tuple[Architecture, ...] = ("arm64", "x86_64")
 AUTH_MODES: tuple[AuthMode, ...] = ("api_key", "iam", "none")
 ENVIRONMENTS: tuple[Environment, ...] = ("dev", "prod")
+BUNDLE_DEPS_MODES: tuple[BundleDeps, ...] = ("layer", "function")
 FUNCTION_KINDS = ("api", "batch", "promote", "webhook")
 
 # Values CloudWatch Logs accepts for a log group's retention.
@@ -40,6 +42,10 @@ DEFAULTS: dict[str, Any] = {
     # emulators that run functions with their own interpreter (MiniStack): the declared
     # runtime stays python3.14, but the wheels must load in the emulator's Python.
     "layer_python_version": "",
+    # Where the third-party deps and the mlserve package go: "layer" (two shared Lambda
+    # layers; AWS, MiniStack, LocalStack Pro) or "function" (copied into every function's
+    # code asset, no layers; LocalStack's free edition, where layers are a paid feature).
+    "bundle_deps": "layer",
     "environment": "dev",
     "auth": "api_key",
     "refresh_seconds": 15,
@@ -96,6 +102,7 @@ class ServingConfig:
     architecture: Architecture
     python_runtime: str
     layer_python_override: str | None
+    bundle_deps: BundleDeps
     environment: Environment
     auth: AuthMode
     refresh_seconds: int
@@ -155,6 +162,7 @@ class ServingConfig:
             architecture=_choice("architecture", value("architecture"), ARCHITECTURES),
             python_runtime=_python_runtime(value("python_runtime")),
             layer_python_override=_layer_python_version(value("layer_python_version")),
+            bundle_deps=_bundle_deps(value("bundle_deps")),
             environment=environment,
             auth=auth,
             refresh_seconds=_int("refresh_seconds", value("refresh_seconds"), 0, 3600),
@@ -382,3 +390,12 @@ def _layer_python_version(raw: Any) -> str | None:
     if not re.fullmatch(r"3\.\d{1,2}", text):
         raise ConfigError(f"context 'layer_python_version' must look like 3.11 (or be empty), got {raw!r}")
     return text
+
+
+def _bundle_deps(raw: Any) -> BundleDeps:
+    if raw not in BUNDLE_DEPS_MODES:
+        raise ConfigError(
+            "context 'bundle_deps' must be layer (shared Lambda layers, the default) or "
+            f"function (deps copied into each function's code, for LocalStack's free edition), got {raw!r}"
+        )
+    return cast(BundleDeps, raw)

@@ -7,7 +7,7 @@ grants that function's role exactly what it needs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from aws_cdk import Duration, RemovalPolicy
@@ -80,10 +80,15 @@ class FunctionFactory:
         config: ServingConfig,
         layers: list[lambda_.ILayerVersion],
         store_uri: str,
+        code: Callable[[str], lambda_.Code] = function_code,
     ) -> None:
+        """``code`` turns a package name into the function's code asset: by default only
+        that package (deps and mlserve come from ``layers``); with ``bundle_deps=function``
+        the stack passes one that also bundles them, and no layers."""
         self.config = config
         self.layers = layers
         self.store_uri = store_uri
+        self.code = code
 
     def base_environment(self, service: str) -> dict[str, str]:
         config = self.config
@@ -143,11 +148,11 @@ class FunctionFactory:
             scope,
             construct_id,
             description=description,
-            code=function_code(package),
+            code=self.code(package),
             handler=handler,
             runtime=lambda_runtime(config.python_runtime),
             architecture=lambda_architecture(config.architecture),
-            layers=self.layers,
+            layers=self.layers or None,
             memory_size=settings.memory_mb,
             timeout=Duration.seconds(settings.timeout_seconds),
             role=role,

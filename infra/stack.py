@@ -1,4 +1,5 @@
-"""The one deployable stack: model store, shared layers, batch scoring, the online API (with
+"""The one deployable stack: model store, shared layers (or, with ``bundle_deps=function``,
+self-contained function assets), batch scoring, the online API (with
 the web page's needs), promotion-driven redeploys and monitoring. Each concern asks
 ``self.functions`` for its functions, grants what they need and wires them."""
 
@@ -12,7 +13,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.batch import BatchScoring
-from infra.bundling import DEFAULT_CACHE_ROOT, common_layer_code, deps_layer_code
+from infra.bundling import DEFAULT_CACHE_ROOT, bundled_function_code, common_layer_code, deps_layer_code
 from infra.config import ServingConfig
 from infra.functions import FunctionFactory, lambda_architecture, lambda_runtime
 from infra.model_store import ModelStore
@@ -39,34 +40,49 @@ class MlserveStack(Stack):
 
         self.model_store = ModelStore(self, "ModelStore", config=config)
 
-        self.deps_layer = lambda_.LayerVersion(
-            self,
-            "DepsLayer",
-            description=(
-                "mlserve third-party deps (layers/deps/requirements.txt) for "
-                f"{config.python_runtime}/{config.architecture}"
-            ),
-            code=deps_layer_code(
-                architecture=config.architecture,
-                python_version=config.layer_python_version,
-                cache_root=layer_cache_root,
-            ),
-            compatible_runtimes=[runtime],
-            compatible_architectures=[architecture],
-        )
-        self.common_layer = lambda_.LayerVersion(
-            self,
-            "CommonLayer",
-            description="mlserve shared runtime package (layers/common/python/mlserve)",
-            code=common_layer_code(),
-            compatible_runtimes=[runtime],
-            compatible_architectures=[architecture],
-        )
-        self.functions = FunctionFactory(
-            config=config,
-            layers=[self.deps_layer, self.common_layer],
-            store_uri=self.model_store.store_uri,
-        )
+        self.deps_layer: lambda_.LayerVersion | None = None
+        self.common_layer: lambda_.LayerVersion | None = None
+        if config.bundle_deps == "function":
+            # No layers (LocalStack's free edition refuses them): every function's code
+            # asset carries the deps and the mlserve package itself.
+            def code(package: str) -> lambda_.Code:
+                return bundled_function_code(
+                    package,
+                    architecture=config.architecture,
+                    python_version=config.layer_python_version,
+                    cache_root=layer_cache_root,
+                )
+
+            self.functions = FunctionFactory(config=config, layers=[], store_uri=self.model_store.store_uri, code=code)
+        else:
+            self.deps_layer = lambda_.LayerVersion(
+                self,
+                "DepsLayer",
+                description=(
+                    "mlserve third-party deps (layers/deps/requirements.txt) for "
+                    f"{config.python_runtime}/{config.architecture}"
+                ),
+                code=deps_layer_code(
+                    architecture=config.architecture,
+                    python_version=config.layer_python_version,
+                    cache_root=layer_cache_root,
+                ),
+                compatible_runtimes=[runtime],
+                compatible_architectures=[architecture],
+            )
+            self.common_layer = lambda_.LayerVersion(
+                self,
+                "CommonLayer",
+                description="mlserve shared runtime package (layers/common/python/mlserve)",
+                code=common_layer_code(),
+                compatible_runtimes=[runtime],
+                compatible_architectures=[architecture],
+            )
+            self.functions = FunctionFactory(
+                config=config,
+                layers=[self.deps_layer, self.common_layer],
+                store_uri=self.model_store.store_uri,
+            )
 
         self.batch = BatchScoring(
             self,

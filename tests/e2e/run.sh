@@ -6,8 +6,12 @@
 # (whatever the function's declared runtime), so the dependency layer is built for that
 # interpreter's version and this machine's CPU architecture (see docs/e2e.md).
 #
-# Already have an emulator (e.g. LocalStack)? Skip all this:
-#   MLSERVE_E2E_ENDPOINT=http://127.0.0.1:4566 MLSERVE_E2E_CDK_CONTEXT="-c auth=none -c bundle_deps=function" \
+# Already have an emulator (e.g. LocalStack)? Skip all this. LocalStack's free edition has no
+# Lambda layers, so bundle the deps into each function and declare the host's architecture
+# (LocalStack Pro: leave bundle_deps at its default, layer; see docs/e2e.md, "Which context
+# options where"):
+#   MLSERVE_E2E_ENDPOINT=http://127.0.0.1:4566 \
+#   MLSERVE_E2E_CDK_CONTEXT="-c auth=none -c bundle_deps=function -c architecture=x86_64" \
 #     .venv/bin/python -m pytest -m e2e tests/e2e
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -192,3 +192,11 @@ def test_layer_python_version_defaults_to_the_runtime_and_can_be_overridden_for_
     assert config.layer_python_version == "3.11" and config.python_runtime == "python3.14"
     with pytest.raises(ConfigError, match="layer_python_version"):
         ServingConfig.from_mapping({"layer_python_version": "python3.11"})
+
+
+def test_bundle_deps_is_layer_by_default_or_function_and_names_the_choices() -> None:
+    assert ServingConfig.from_mapping({}).bundle_deps == "layer"
+    assert ServingConfig.from_mapping({"bundle_deps": "function"}).bundle_deps == "function"
+    for wrong in ("functions", "Layer", "", True):
+        with pytest.raises(ConfigError, match=r"context 'bundle_deps' must be layer .* or function"):
+            ServingConfig.from_mapping({"bundle_deps": wrong})

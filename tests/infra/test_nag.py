@@ -32,11 +32,13 @@ def raw_findings(result: Synth, pack: type) -> set[tuple[str, str]]:
     return {(v.rule_name, r.construct_path) for v in violations for r in v.violating_resources}
 
 
-@pytest.fixture(scope="module", params=["api_key", "iam", "none", "prod"])
+@pytest.fixture(scope="module", params=["api_key", "iam", "none", "prod", "bundle_deps_function"])
 def variant(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Synth:
     outdir = str(tmp_path_factory.mktemp("cdk.out"))
     if request.param == "prod":
         return synth(outdir=outdir, environment="prod")
+    if request.param == "bundle_deps_function":
+        return synth(outdir=outdir, bundle_deps="function")
     return synth(outdir=outdir, auth=request.param)
 
 
