@@ -258,7 +258,9 @@ def deps_layer_code(*, architecture: str, python_version: str, cache_root: Path 
 
 def common_layer_code() -> lambda_.Code:
     # layers/common already has the python/mlserve layout Lambda expects for layers.
-    return lambda_.Code.from_asset(str(COMMON_LAYER_DIR), exclude=["**/__pycache__", "**/__pycache__/**", "*.pyc"])
+    return lambda_.Code.from_asset(
+        str(COMMON_LAYER_DIR), exclude=["**/__pycache__", "**/__pycache__/**", "*.pyc", "*.egg-info", "*.egg-info/**"]
+    )
 
 
 def _function_packages(package_names: Iterable[str]) -> list[Path]:
