@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 from mlserve import observability
 from tests.apigw_events import FakeLambdaContext, http_v2_event, rest_v1_event
 from tests.conftest import MODEL_BUCKET, publish
+from tests.log_capture import capture_logs, json_lines
 
 JSON = {"Content-Type": "application/json"}
 SENTINEL = "SENTINEL-7f3c9a-do-not-log"
@@ -34,38 +34,12 @@ def observed(
     import lambda_api.handler as module
 
     monkeypatch.setattr(module.handler, "app", module.StagePrefix(lambda_api.app.create_app()))
-    buffer = io.StringIO()
-    observability.route_stdlib_loggers()
-    seen: set[int] = set()
-    for name in ("", "mlserve", "lambda_api", observability.logger.name):
-        for log_handler in logging.getLogger(name).handlers:
-            if isinstance(log_handler, logging.StreamHandler) and id(log_handler) not in seen:
-                seen.add(id(log_handler))
-                monkeypatch.setattr(log_handler, "stream", buffer)
-    root_capture = logging.StreamHandler(buffer)
-    logging.getLogger().addHandler(root_capture)
-    observability.metrics.clear_metrics()
-    previous_level = observability.logger.log_level
-    observability.logger.setLevel(logging.DEBUG)  # even debug lines must not hold a body
-    yield module.handler, buffer
-    observability.logger.setLevel(previous_level)
-    logging.getLogger().removeHandler(root_capture)
-
-
-def _json_lines(text: str) -> list[dict[str, Any]]:
-    lines = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                lines.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return lines
+    for buffer in capture_logs(monkeypatch):
+        yield module.handler, buffer
 
 
 def _emf(stdout: str) -> list[dict[str, Any]]:
-    return [line for line in _json_lines(stdout) if "_aws" in line]
+    return [line for line in json_lines(stdout) if "_aws" in line]
 
 
 def _row(breast_cancer: Any) -> dict[str, Any]:
@@ -107,7 +81,7 @@ def test_logs_carry_correlation_id_and_model_version(
     assert handler(event, FakeLambdaContext())["statusCode"] == 200
     observability.logger.info("after a request")
     captured = capsys.readouterr()
-    lines = _json_lines(buffer.getvalue() + captured.out)
+    lines = json_lines(buffer.getvalue() + captured.out)
     ours = [line for line in lines if line.get("message") == "after a request"]
     assert ours, lines
     line = ours[-1]
