@@ -14,21 +14,8 @@ import sys
 import time
 from typing import Any
 
+from benchmarks.cold_start import OURS_SCRIPT as COLD_SCRIPT
 from benchmarks.common import ROOT, demo_store, summary, write_results
-
-COLD_SCRIPT = """
-import time
-started = time.perf_counter()
-import json, sys
-import lambda_api.handler
-from tests.apigw_events import FakeLambdaContext, rest_v1_event
-imported = time.perf_counter()
-event = rest_v1_event("POST", "/predict", sys.argv[1], {"Content-Type": "application/json"})
-response = lambda_api.handler.handler(event, FakeLambdaContext())
-done = time.perf_counter()
-assert response["statusCode"] == 200, response
-print(json.dumps({"import_s": imported - started, "total_s": done - started}))
-"""
 
 
 def warm(store_uri: str, features: Any, rows: int, calls: int) -> dict[str, Any]:
