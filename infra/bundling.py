@@ -225,7 +225,8 @@ class CopyPackagesBundler:
 
 def _source_hash(paths: Iterable[Path]) -> str:
     digest = hashlib.sha256()
-    for root in sorted(paths):
+    # By package name, not absolute path: the hash must not depend on where the checkout is.
+    for root in sorted(paths, key=lambda path: path.name):
         for file_path in sorted(root.rglob("*")):
             if (
                 file_path.is_file()
