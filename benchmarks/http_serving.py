@@ -142,6 +142,8 @@ def servers(store_uri: str, model_dir: Path, workers: int) -> dict[str, tuple[li
         "MLSERVE_STORE": store_uri,
         "MLSERVE_MODEL_NAME": MODEL_NAME,
         "MLSERVE_MAX_ROWS": "100000",
+        # As `mlserve serve` runs it: scoring in worker threads, like mlflow's to_thread.
+        "MLSERVE_SCORE_IN_THREADS": "true",
         "PYTHONPATH": str(ROOT),
     }
     # mlflow execs `uvicorn` from PATH: the venv's.

@@ -49,6 +49,7 @@ def main() -> int:
 
     os.environ["MLSERVE_STORE"] = STORE_URI
     os.environ["MLSERVE_MODEL_NAME"] = CLASSIFIER
+    os.environ.setdefault("MLSERVE_SCORE_IN_THREADS", "true")  # a server: score in worker threads
     import uvicorn
 
     from lambda_api.app import create_app

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import BackgroundTasks, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlserve.config import Settings
@@ -41,6 +42,8 @@ from mlserve.uploads import (
 )
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "body_too_large"}
 
@@ -92,9 +95,39 @@ class Runtime:
     def model(self) -> LoadedModel:
         return self.live.get()
 
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        """Run CPU-bound request work inline (Lambda) or in a worker thread (servers)."""
+        if self.settings.score_in_threads:
+            return await run_in_threadpool(work, *args)
+        return work(*args)
+
     def current_model(self) -> LoadedModel | None:
         """The model being served, without loading or refreshing anything."""
         return self._built[0].current if self._built is not None else None
+
+
+def predict_content(model: LoadedModel, body: bytes) -> dict[str, Any]:
+    """/predict: validate the body against the model's schema, score, shape the answer."""
+    payload = model.schema.validate_predict_body(body)
+    result = predict_rows(model, payload["instances"], probabilities=payload.get("probabilities", False))
+    record_prediction(model, len(payload["instances"]))
+    content: dict[str, Any] = {"predictions": result.predictions, "model": result.model.to_dict()}
+    if result.probabilities is not None:
+        content["probabilities"] = result.probabilities
+    return content
+
+
+def invocations_content(model: LoadedModel, body: bytes, kind: str) -> dict[str, Any]:
+    """/invocations: any MLflow scoring-protocol body (JSON formats or CSV) -> predictions."""
+    if kind in CSV_TYPES:
+        types = {column.name: column.type for column in model.spec.inputs}
+        raw_rows = rows_from_csv(body, types)
+    else:
+        raw_rows = rows_from_payload(parse_json(body), model.schema.column_names)
+    rows = model.schema.validate_rows(raw_rows, forbid_extra=False)
+    result = predict_rows(model, rows)
+    record_prediction(model, len(rows))
+    return {"predictions": result.predictions}
 
 
 def model_headers(model: LoadedModel) -> dict[str, str]:
@@ -174,12 +207,7 @@ def create_app(factory: Callable[[], tuple[LiveModel, Settings]] = live_from_env
     async def predict(request: Request) -> Response:
         body, _ = await read_body(request, runtime, JSON_TYPES)
         model = runtime.model()
-        payload = model.schema.validate_predict_body(body)
-        result = predict_rows(model, payload["instances"], probabilities=payload.get("probabilities", False))
-        record_prediction(model, len(payload["instances"]))
-        content: dict[str, Any] = {"predictions": result.predictions, "model": result.model.to_dict()}
-        if result.probabilities is not None:
-            content["probabilities"] = result.probabilities
+        content = await runtime.run(predict_content, model, body)
         return JSONBytes(content, headers=model_headers(model))
 
     @app.post(
@@ -198,15 +226,8 @@ def create_app(factory: Callable[[], tuple[LiveModel, Settings]] = live_from_env
     async def invocations(request: Request) -> Response:
         body, kind = await read_body(request, runtime, JSON_TYPES + CSV_TYPES)
         model = runtime.model()
-        if kind in CSV_TYPES:
-            types = {column.name: column.type for column in model.spec.inputs}
-            raw_rows = rows_from_csv(body, types)
-        else:
-            raw_rows = rows_from_payload(parse_json(body), model.schema.column_names)
-        rows = model.schema.validate_rows(raw_rows, forbid_extra=False)
-        result = predict_rows(model, rows)
-        record_prediction(model, len(rows))
-        return JSONBytes({"predictions": result.predictions}, headers=model_headers(model))
+        content = await runtime.run(invocations_content, model, body, kind)
+        return JSONBytes(content, headers=model_headers(model))
 
     @app.get("/health", summary="200 with the live version; 503 while no model can be loaded")
     async def health() -> Response:

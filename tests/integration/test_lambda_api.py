@@ -251,3 +251,21 @@ def test_bad_input_gets_a_clear_4xx(handler: Any, breast_cancer: Any, case: str)
 def test_other_routes_bad_input(handler: Any, event: dict[str, Any], status: int, code: str) -> None:
     got_status, _, body = call(handler, event)
     assert got_status == status and body["error"]["code"] == code, body
+
+
+def test_scoring_in_worker_threads_answers_the_same(
+    handler: Any, breast_cancer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mlserve serve` scores in worker threads: same predictions, same error bodies."""
+    payload = json.dumps({"instances": rows(breast_cancer, 5), "probabilities": True})
+    inline = call(handler, rest_v1_event("POST", "/predict", payload, JSON))
+    monkeypatch.setenv("MLSERVE_SCORE_IN_THREADS", "true")
+    import lambda_api.app
+    import lambda_api.handler as module
+
+    monkeypatch.setattr(module.handler, "app", module.StagePrefix(lambda_api.app.create_app()))
+    threaded = call(module.handler, rest_v1_event("POST", "/predict", payload, JSON))
+    assert threaded[0] == inline[0] == 200 and threaded[2] == inline[2]
+    bad = json.dumps({"instances": [{**one_row(breast_cancer), "mean radius": "big"}]})
+    status, _, body = call(module.handler, rest_v1_event("POST", "/invocations", bad, JSON))
+    assert status == 422 and body["error"]["details"][0]["loc"] == [0, "mean radius"]

@@ -175,6 +175,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     os.environ["MLSERVE_STORE"] = args.store
     os.environ["MLSERVE_MODEL_NAME"] = args.name
+    # A server handles concurrent requests: score them in worker threads.
+    os.environ.setdefault("MLSERVE_SCORE_IN_THREADS", "true")
     if args.refresh_seconds is not None:
         os.environ["MLSERVE_REFRESH_SECONDS"] = str(args.refresh_seconds)
     if args.allow_pickle:

@@ -49,6 +49,9 @@ class Settings:
     allow_pickle: bool = False
     cache_dir: Path = Path(tempfile.gettempdir()) / "mlserve"
     results_prefix: str = "results/"
+    # Score in a worker thread so a multi-request server (uvicorn) overlaps numpy work on
+    # other cores; off in Lambda, where a sandbox serves one request at a time.
+    score_in_threads: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -66,4 +69,5 @@ class Settings:
             allow_pickle=env_bool("MLSERVE_ALLOW_PICKLE", False),
             cache_dir=Path(os.environ.get("MLSERVE_CACHE_DIR") or Path(tempfile.gettempdir()) / "mlserve"),
             results_prefix=os.environ.get("MLSERVE_RESULTS_PREFIX", "results/") or "results/",
+            score_in_threads=env_bool("MLSERVE_SCORE_IN_THREADS", False),
         )
