@@ -8,7 +8,7 @@ construct only adds the batch bucket, the grants and the S3 notifications.
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
@@ -16,7 +16,7 @@ from constructs import Construct
 
 from infra.config import ServingConfig
 from infra.functions import AsyncInvocation, FunctionFactory, ServingFunction
-from infra.model_store import ModelStore
+from infra.model_store import ModelStore, hardened_bucket
 from infra.nag import acknowledge, logical_id_ref
 
 BATCH_HANDLER = "lambda_batch.handler.handler"
@@ -46,22 +46,16 @@ class BatchScoring(Construct):
             raise ValueError(f"results_prefix must end with '/' and not be under {INCOMING_PREFIX}: {results_prefix!r}")
         self.config = config
         self.results_prefix = results_prefix
-        removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
 
         # Same hardening as the model bucket (infra/model_store.py), plus lifecycle rules
         # for what batch runs leave behind.
-        self.bucket = s3.Bucket(
+        # Versioned (by hardened_bucket): the event's versionId pins what is scored.
+        self.bucket = hardened_bucket(
             self,
             "Bucket",
-            versioned=True,  # the event's versionId pins what is scored; overwrites keep history
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            config=config,
             server_access_logs_bucket=model_store.access_log_bucket,
             server_access_logs_prefix="batch-bucket/",
-            removal_policy=removal,
-            auto_delete_objects=not config.is_prod,
             lifecycle_rules=[
                 # A crashed invocation can leave a multipart upload behind; S3 bills for its parts.
                 s3.LifecycleRule(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
@@ -10,25 +12,34 @@ from constructs import Construct
 from infra.config import ServingConfig
 
 
+def hardened_bucket(scope: Construct, construct_id: str, *, config: ServingConfig, **extra: Any) -> s3.Bucket:
+    """A bucket with the hardening every mlserve bucket shares: SSE-S3, versioned, SSL only,
+    public access blocked, owner-enforced; deleted with the stack in dev, kept in prod.
+    `extra` adds what one bucket needs (access logs, lifecycle rules, CORS)."""
+    return s3.Bucket(
+        scope,
+        construct_id,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        versioned=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        # In dev, `cdk destroy` must be able to delete non-empty buckets; in prod the
+        # models, results and the audit trail outlive the stack.
+        removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
+        auto_delete_objects=not config.is_prod,
+        **extra,
+    )
+
+
 class ModelStore(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: ServingConfig) -> None:
         super().__init__(scope, construct_id)
         self.config = config
-        removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
-        # In dev, `cdk destroy` must be able to delete non-empty buckets; in prod the
-        # models and the audit trail outlive the stack.
-        auto_delete = not config.is_prod
-
-        self.access_log_bucket = s3.Bucket(
+        self.access_log_bucket = hardened_bucket(
             self,
             "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            removal_policy=removal,
-            auto_delete_objects=auto_delete,
+            config=config,
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-access-logs",
@@ -37,18 +48,12 @@ class ModelStore(Construct):
                 )
             ],
         )
-        self.bucket = s3.Bucket(
+        self.bucket = hardened_bucket(
             self,
             "Bucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            config=config,
             server_access_logs_bucket=self.access_log_bucket,
             server_access_logs_prefix="model-bucket/",
-            removal_policy=removal,
-            auto_delete_objects=auto_delete,
         )
 
     @property
