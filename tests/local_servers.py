@@ -20,11 +20,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 90.0) -> None:
+def wait_healthy(
+    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 90.0, what: str = "mlflow server"
+) -> None:
+    """Poll `url`/health until it answers 200; raise with the server's log if it exits or times out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"mlflow server exited ({process.returncode}): {log.read_text()[-2000:]}")
+            raise RuntimeError(f"{what} exited ({process.returncode}): {log.read_text()[-2000:]}")
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
                 if response.status == 200:
@@ -32,7 +35,7 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout:
         except OSError:
             pass
         time.sleep(0.5)
-    raise RuntimeError(f"mlflow server did not become healthy in {timeout}s: {log.read_text()[-2000:]}")
+    raise RuntimeError(f"{what} did not become healthy in {timeout}s: {log.read_text()[-2000:]}")
 
 
 def start_mlflow_server(root: Path) -> tuple[subprocess.Popen[bytes], str, Path]:

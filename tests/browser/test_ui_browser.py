@@ -18,8 +18,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +26,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import publish
-from tests.local_servers import free_port
+from tests.local_servers import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("ui_flow.mjs")
@@ -56,20 +54,6 @@ def browser_tools() -> None:
         pytest.skip(reason)
 
 
-def wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"mlserve serve did not start:\n{log.read_text()}")
-        time.sleep(0.2)
-
-
 @contextmanager
 def serve(store_uri: str, tmp_path: Path, **env: str) -> Iterator[str]:
     """`mlserve serve` in a subprocess on a free port; yields its base URL."""
@@ -94,7 +78,7 @@ def serve(store_uri: str, tmp_path: Path, **env: str) -> Iterator[str]:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_healthy(base, process, log_path)
+            wait_healthy(base, process, log_path, timeout=30, what="mlserve serve")
             yield base
         finally:
             process.terminate()

@@ -166,6 +166,24 @@ def artifact_only_resolver(s3_client: Any = None) -> Resolver:
     return resolve
 
 
+def attempt_manifest(promotion: ModelPromoted, status: str, code: str, reason: str) -> dict[str, Any]:
+    """The manifest of an attempt that ended before staging wrote its own (superseded, failed)."""
+    now = utc_now()
+    return {
+        "deployment_id": deployment_id(promotion.version),
+        "model_name": promotion.model_name,
+        "version": promotion.version,
+        "status": status,
+        "code": code,
+        "reason": reason,
+        "source": promotion.source,
+        "requested_by": promotion.requested_by,
+        "source_event": promotion.to_detail(),
+        "started_at": now,
+        "finished_at": now,
+    }
+
+
 class Redeployer:
     def __init__(
         self,
@@ -312,20 +330,9 @@ class Redeployer:
             else "the version is no longer promoted in the registry"
         )
         logger.warning("%s v%s superseded: %s", promotion.model_name, promotion.version, reason)
-        manifest = {
-            "deployment_id": deployment_id(promotion.version),
-            "model_name": promotion.model_name,
-            "version": promotion.version,
-            "status": "superseded",
-            "code": "superseded",
-            "reason": reason,
-            "source": promotion.source,
-            "requested_by": promotion.requested_by,
-            "source_event": promotion.to_detail(),
-            "started_at": utc_now(),
-            "finished_at": utc_now(),
-        }
-        key = write_manifest(self.store, promotion.model_name, manifest)
+        key = write_manifest(
+            self.store, promotion.model_name, attempt_manifest(promotion, "superseded", "superseded", reason)
+        )
         return RedeployOutcome(
             "superseded", promotion.model_name, promotion.version, reason=reason, code="superseded", manifest_key=key
         )
@@ -347,19 +354,7 @@ class Redeployer:
     ) -> RedeployOutcome:
         key = None
         if not manifest_written:
-            manifest = {
-                "deployment_id": deployment_id(promotion.version),
-                "model_name": promotion.model_name,
-                "version": promotion.version,
-                "status": "failed",
-                "code": code,
-                "reason": reason,
-                "source": promotion.source,
-                "requested_by": promotion.requested_by,
-                "source_event": promotion.to_detail(),
-                "started_at": utc_now(),
-                "finished_at": utc_now(),
-            }
+            manifest = attempt_manifest(promotion, "failed", code, reason)
             try:
                 key = write_manifest(self.store, promotion.model_name, manifest)
             except Exception as exc:
