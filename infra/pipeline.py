@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import Environment, Stack, Stage, pipelines
+from aws_cdk import CfnOutput, Environment, Stack, Stage, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_iam as iam
 from cdk_nag import AwsSolutionsChecks
@@ -94,9 +94,9 @@ class MlserveStage(Stage):
             config=target.config,
             description=f"mlserve ({target.name}): serverless serving of MLflow model {target.config.model_name}",
         )
-        outputs = {child.node.id: child for child in self.stack.node.children}
-        self.api_url = outputs["ApiUrl"]
-        self.api_key_id = outputs.get("ApiKeyId")
+        outputs = {child.node.id: child for child in self.stack.node.children if isinstance(child, CfnOutput)}
+        self.api_url: CfnOutput = outputs["ApiUrl"]
+        self.api_key_id: CfnOutput | None = outputs.get("ApiKeyId")
 
 
 class PipelineStack(Stack):
@@ -146,7 +146,7 @@ class PipelineStack(Stack):
     def _smoke_step(
         self, source: pipelines.CodePipelineSource, stage: MlserveStage, target: DeploymentTarget
     ) -> pipelines.CodeBuildStep:
-        outputs = {"MLSERVE_SMOKE_API_URL": stage.api_url}
+        outputs: dict[str, CfnOutput] = {"MLSERVE_SMOKE_API_URL": stage.api_url}
         statements: list[iam.PolicyStatement] = []
         if stage.api_key_id is not None:
             outputs["MLSERVE_SMOKE_API_KEY_ID"] = stage.api_key_id
@@ -176,8 +176,9 @@ class PipelineStack(Stack):
         by_path = {construct.node.path: construct for construct in self.pipeline.node.find_all()}
         for violation in AwsSolutionsChecks().validate_scope(self.pipeline).violations:
             for resource in violation.violating_resources:
-                reason = _pipeline_finding_reason(violation.rule_name, resource.construct_path)
-                owner = by_path.get(resource.construct_path.removesuffix("/Resource"))
+                path = resource.construct_path or ""
+                reason = _pipeline_finding_reason(violation.rule_name, path)
+                owner = by_path.get(path.removesuffix("/Resource"))
                 if reason is not None and owner is not None:
                     acknowledge(owner, "AwsSolutions", violation.rule_name, reason)
 

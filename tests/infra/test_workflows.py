@@ -173,7 +173,9 @@ def deploy() -> dict[str, Any]:
 
 def triggers(workflow: dict[str, Any]) -> dict[str, Any]:
     # PyYAML reads the bare key `on` as the boolean True (YAML 1.1).
-    return workflow.get("on", workflow.get(True))  # type: ignore[call-overload, no-any-return]
+    found = workflow["on"] if "on" in workflow else workflow[True]  # type: ignore[index]
+    assert isinstance(found, dict)
+    return found
 
 
 def run_lines(job: dict[str, Any]) -> str:
