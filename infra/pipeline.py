@@ -27,7 +27,9 @@ from infra.nag import acknowledge
 from infra.stack import MlserveStack
 
 STACK_ID = "MlservePipeline"
-SMOKE_COMMAND = "python -m pytest -q -p no:cacheprovider -rs tests/smoke"
+SMOKE_COMMAND = "python -m pytest -q -p no:cacheprovider -rs tests/smoke/test_deployed_smoke.py"
+# CodeBuild standard:7.0 runtime the synth and smoke steps use.
+BUILD_PYTHON = "python3.12"
 
 _CONNECTION_ARN = re.compile(
     r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[A-Za-z0-9-]+$"
@@ -110,8 +112,7 @@ class PipelineStack(Stack):
         synth = pipelines.ShellStep(
             "Synth",
             input=source,
-            install_commands=["n 22", "python3.11 -m venv .venv || python3 -m venv .venv"],
-            commands=["make venv node", "npx cdk synth --quiet"],
+            commands=[f"make venv node PYTHON={BUILD_PYTHON}", "npx cdk synth --quiet"],
         )
         self.pipeline = pipelines.CodePipeline(
             self,
@@ -124,7 +125,17 @@ class PipelineStack(Stack):
                 build_environment=codebuild.BuildEnvironment(
                     build_image=codebuild.LinuxBuildImage.STANDARD_7_0,
                     compute_type=codebuild.ComputeType.MEDIUM,
-                )
+                ),
+                # The CDK CLI wants Node 22+; the venv any Python 3.11+.
+                partial_build_spec=codebuild.BuildSpec.from_object(
+                    {
+                        "phases": {
+                            "install": {
+                                "runtime-versions": {"nodejs": "22", "python": BUILD_PYTHON.removeprefix("python")}
+                            }
+                        }
+                    }
+                ),
             ),
         )
         self.stages: list[MlserveStage] = []
@@ -162,7 +173,7 @@ class PipelineStack(Stack):
             input=source,
             env={"MLSERVE_SMOKE_REQUIRED": "1", "MLSERVE_SMOKE_MODEL_NAME": target.config.model_name},
             env_from_cfn_outputs=outputs,
-            install_commands=["python3.11 -m venv .venv || python3 -m venv .venv", "make venv"],
+            install_commands=[f"make venv PYTHON={BUILD_PYTHON}"],
             commands=[f".venv/bin/{SMOKE_COMMAND}"],
             role_policy_statements=statements,
         )

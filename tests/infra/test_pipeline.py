@@ -176,3 +176,19 @@ def test_an_unexpected_wildcard_is_not_acknowledged() -> None:
 def test_bad_pipeline_context_names_the_key(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         build(**overrides)
+
+
+def test_builds_run_node_22_and_the_repositorys_make_targets(
+    pipeline: tuple[App, PipelineStack, dict[str, Any]],
+) -> None:
+    _, _, template = pipeline
+    specs = {
+        key: json.loads(r["Properties"]["Source"]["BuildSpec"])
+        for key, r in template["Resources"].items()
+        if r["Type"] == "AWS::CodeBuild::Project" and ("Synth" in key or "SmokeTest" in key)
+    }
+    assert len(specs) == 3
+    for spec in specs.values():
+        assert spec["phases"]["install"]["runtime-versions"] == {"nodejs": "22", "python": "3.12"}
+    synth = next(spec for key, spec in specs.items() if "Synth" in key)
+    assert synth["phases"]["build"]["commands"] == ["make venv node PYTHON=python3.12", "npx cdk synth --quiet"]
