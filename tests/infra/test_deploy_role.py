@@ -239,3 +239,15 @@ def test_cdk_nag_clean_without_acknowledgements(tmp_path: Path) -> None:
             if any(c["constructPath"].startswith("MlserveDeployRole/") for c in finding["violatingConstructs"])
         ]
         assert suppressed_here == []
+
+
+def test_template_is_cfn_lint_clean(role_stack: tuple[App, DeployRoleStack, dict[str, Any]], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    _, _, template = role_stack
+    path = tmp_path / "MlserveDeployRole.template.json"
+    path.write_text(json.dumps(template, indent=1))
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    result = subprocess.run([str(cfn_lint), "--", str(path)], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr

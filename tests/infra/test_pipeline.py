@@ -192,3 +192,19 @@ def test_builds_run_node_22_and_the_repositorys_make_targets(
         assert spec["phases"]["install"]["runtime-versions"] == {"nodejs": "22", "python": "3.12"}
     synth = next(spec for key, spec in specs.items() if "Synth" in key)
     assert synth["phases"]["build"]["commands"] == ["make venv node PYTHON=python3.12", "npx cdk synth --quiet"]
+
+
+def test_template_is_cfn_lint_clean(pipeline: tuple[App, PipelineStack, dict[str, Any]], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    _, _, template = pipeline
+    path = tmp_path / "MlservePipeline.template.json"
+    path.write_text(json.dumps(template, indent=1))
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    # Ignored, with the reason: CDK Pipelines itself writes the deploy actions' bootstrap-role
+    # ARNs as Fn::Join with an empty delimiter (E3703, a style preference for Fn::Sub) and
+    # adds DependsOn on the pipeline role next to a GetAtt of it (W3005, redundant, harmless).
+    command = [str(cfn_lint), "--ignore-checks", "E3703", "W3005", "--", str(path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
