@@ -11,11 +11,14 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help venv node browser-deps browser demo test lint typecheck unit integration infra synth bench bench-deps e2e clean
+.PHONY: deploy diff
 
 help:
 	@echo "make demo   - train the demo model, publish it locally, serve it on 127.0.0.1:8000"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make synth  - synthesize the CDK app (cdk.out/)"
+	@echo "make deploy ENV=dev - deploy the stack Mlserve-dev (context environments.dev); no ENV: the stack Mlserve"
+	@echo "make diff ENV=dev   - cdk diff of Mlserve-dev against what is deployed"
 	@echo "make bench  - run the benchmarks (writes benchmarks/results/)"
 	@echo "make browser - the web page in a real browser (installs Chromium + playwright-core)"
 	@echo "make e2e    - deploy the real stack to MiniStack (no Docker/AWS) and run tests/e2e"
@@ -78,6 +81,19 @@ synth: $(STAMP) $(NODE_STAMP)
 
 e2e: $(STAMP) $(NODE_STAMP)
 	tests/e2e/run.sh
+
+# Named environments (context `environments`, docs/deploy.md): ENV=dev deploys Mlserve-dev.
+# Without ENV, the single Mlserve stack from the flat context, as before.
+ENV ?=
+CDK_DEPLOY_FLAGS ?=
+CDK_DIFF_FLAGS ?=
+CDK_TARGET = $(if $(ENV),-c deploy_env=$(ENV) Mlserve-$(ENV),Mlserve)
+
+deploy: $(STAMP) $(NODE_STAMP)
+	npx cdk deploy $(CDK_TARGET) $(CDK_DEPLOY_FLAGS)
+
+diff: $(STAMP) $(NODE_STAMP)
+	npx cdk diff $(CDK_TARGET) $(CDK_DIFF_FLAGS)
 
 bench-deps:
 	@command -v wrk >/dev/null || { \

@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""CDK entry point (`npx cdk synth|deploy`); settings come from cdk.json context and -c."""
+"""CDK entry point (`npx cdk synth|deploy`); settings come from cdk.json context and -c.
+
+Which stacks it builds (Mlserve, Mlserve-<env>, MlserveDeployRole, MlservePipeline) is
+decided by context: see infra/delivery.py."""
 
 from __future__ import annotations
 
@@ -7,14 +10,14 @@ import sys
 
 from aws_cdk import App
 
-from infra.application import build_stack
 from infra.config import ConfigError
+from infra.delivery import build_app
 
 
 def main() -> None:
     app = App()
     try:
-        build_stack(app)
+        build_app(app)
     except ConfigError as error:
         sys.exit(f"mlserve: {error}")
     app.synth()
