@@ -74,6 +74,8 @@ def test_presigned_post_lives_only_as_long_as_an_upload_needs(s3: Any, monkeypat
     assert (expires - before).total_seconds() <= DEFAULT_POST_SECONDS + 5
     # Configurable, e.g. for very slow links.
     monkeypatch.setenv("MLSERVE_UPLOAD_POST_SECONDS", "600")
+    monkeypatch.setenv("MLSERVE_STORE", "s3://models")
+    monkeypatch.setenv("MLSERVE_MODEL_NAME", "demo-classifier")
     from mlserve.config import Settings
 
     assert UploadSettings.from_env(Settings.from_env()).post_seconds == 600
