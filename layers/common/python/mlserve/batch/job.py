@@ -34,6 +34,9 @@ INCOMING_PREFIX = "incoming/"
 SUFFIXES = (".csv", ".csv.gz")
 PREDICTIONS_SUFFIX = ".predictions.csv"
 REPORT_SUFFIX = ".report.json"
+# Output bytes kept for the web page's summary (uploads.SUMMARY_MAX_BYTES, plus one byte
+# to tell a partial summary).
+SUMMARY_CAPTURE_BYTES = 20 * 1024 * 1024 + 1
 # A web-page upload key: incoming/<32 hex job id>/<file name>
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 # A claim whose holder is past its Lambda deadline (plus slack) is abandoned.
@@ -303,7 +306,8 @@ def current_version(client: Any, bucket: str, key: str) -> tuple[str | None, str
     try:
         head = client.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        # Without s3:ListBucket (the role has none), a missing key answers 403, not 404.
+        if exc.response.get("Error", {}).get("Code") in ("403", "404", "NoSuchKey", "NotFound"):
             return None, None
         raise
     return head.get("VersionId"), str(head.get("ETag", "")).strip('"') or None
@@ -342,19 +346,38 @@ def write_report(
     return key
 
 
-def write_summary(client: Any, bucket: str, predictions_key: str, report_key: str) -> None:
-    """The job page's summary, computed once from the predictions and cached beside the
-    report (`.summary.json`), so status polls do not re-parse up to 20 MB each time."""
+class HeadCapture:
+    """A sink wrapper keeping the first `limit` bytes written, for the job page's summary
+    (computed here once, so the function needs no read access to results)."""
+
+    def __init__(self, inner: Sink, limit: int) -> None:
+        self.inner = inner
+        self.limit = limit
+        self.head = bytearray()
+
+    def write(self, data: bytes) -> None:
+        if len(self.head) < self.limit:
+            self.head += data[: self.limit - len(self.head)]
+        self.inner.write(data)
+
+    def commit(self) -> None:
+        self.inner.commit()
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+
+def write_summary(client: Any, bucket: str, head: bytes, report_key: str) -> None:
+    """The job page's summary of the predictions, cached beside the report
+    (`.summary.json`), so status polls do not re-parse up to 20 MB each time."""
     from mlserve.uploads import SUMMARY_MAX_BYTES, SUMMARY_SUFFIX, summarize
 
     try:
-        head = client.get_object(Bucket=bucket, Key=predictions_key, Range=f"bytes=0-{SUMMARY_MAX_BYTES}")
-        data = bytes(head["Body"].read())
-        summary = summarize(data[:SUMMARY_MAX_BYTES], partial=len(data) > SUMMARY_MAX_BYTES)
+        summary = summarize(bytes(head[:SUMMARY_MAX_BYTES]), partial=len(head) > SUMMARY_MAX_BYTES)
         key = report_key.removesuffix(REPORT_SUFFIX) + SUMMARY_SUFFIX
         client.put_object(Bucket=bucket, Key=key, Body=json.dumps(summary).encode(), ContentType="application/json")
     except Exception:  # the page computes it itself when the cache is missing
-        logger.exception("caching the summary of %s failed", predictions_key)
+        logger.exception("caching the summary beside %s failed", report_key)
 
 
 def process_s3_object(
@@ -396,6 +419,7 @@ def process_s3_object(
     started = time.time()
     model: LoadedModel | None = None
     error: Exception | None = None
+    sink: HeadCapture | None = None
 
     def guard() -> None:
         newer = superseded_by(client, item, source_info)
@@ -411,7 +435,10 @@ def process_s3_object(
         source_info["etag"] = str(obj.get("ETag", "")).strip('"') or item.etag
         source_info["version_id"] = obj.get("VersionId") or item.version_id
         source_info["size"] = obj.get("ContentLength")
-        sink = S3MultipartSink(client, item.bucket, predictions_key, part_bytes=options.part_bytes)
+        sink = HeadCapture(
+            S3MultipartSink(client, item.bucket, predictions_key, part_bytes=options.part_bytes),
+            SUMMARY_CAPTURE_BYTES if job_id_of(key) else 0,  # only web-page jobs show a summary
+        )
         report, error = score_to_sink(
             obj["Body"], sink, model, options, source_info, predictions_key, time_left=time_left, before_commit=guard
         )
@@ -424,8 +451,8 @@ def process_s3_object(
             exc,
         )
     written = write_report(client, item, report_key, report, results_prefix)
-    if report["status"] == "succeeded" and written == report_key:
-        write_summary(client, item.bucket, predictions_key, report_key)
+    if report["status"] == "succeeded" and written == report_key and sink is not None and job_id_of(key):
+        write_summary(client, item.bucket, bytes(sink.head), report_key)
     markers.finish(marker, report["status"], written, final=report.get("retryable") is False)
     if model is not None:  # EMF, model_name/model_version dimensions; flushed by the handler
         record_rows_scored(model, report["rows_scored"], report["rows_rejected"])
