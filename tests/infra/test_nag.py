@@ -36,7 +36,7 @@ def raw_findings(result: Synth, pack: type) -> set[tuple[str, str]]:
 def variant(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Synth:
     outdir = str(tmp_path_factory.mktemp("cdk.out"))
     if request.param == "prod":
-        return synth(outdir=outdir, environment="prod")
+        return synth(outdir=outdir, environment="prod", upload_cors_origins=["https://app.example.com"])
     if request.param == "bundle_deps_function":
         return synth(outdir=outdir, bundle_deps="function")
     return synth(outdir=outdir, auth=request.param)
