@@ -78,14 +78,12 @@ def test_expected_acknowledgements_only(default_synth: Synth) -> None:
     batch_id = default_synth.logical_id(default_synth.stack.batch.bucket)
     assert rules == sorted(
         [
-            # batch role (infra/batch.py): CDK's prefix-scoped S3 grants
-            "AwsSolutions-IAM5[Action::s3:Abort*]",
-            "AwsSolutions-IAM5[Action::s3:GetBucket*]",
-            "AwsSolutions-IAM5[Action::s3:GetObject*]",
-            "AwsSolutions-IAM5[Action::s3:List*]",
+            # batch role (infra/batch.py): explicit actions on prefixes (issue 11: no
+            # s3:List*/GetBucket*/GetObject* wildcards any more)
             f"AwsSolutions-IAM5[Resource::<{batch_id}.Arn>/incoming/*]",
             f"AwsSolutions-IAM5[Resource::<{batch_id}.Arn>/results/*]",
             f"AwsSolutions-IAM5[Resource::<{batch_id}.Arn>/results/.markers/*]",
+            f"AwsSolutions-IAM5[Resource::<{batch_id}.Arn>/results/.jobs/*]",
             # the batch and redeploy DLQs (infra/functions.py, async functions) and the alarm
             # topic's dead-letter queue (infra/monitoring.py)
             "AwsSolutions-SQS3",

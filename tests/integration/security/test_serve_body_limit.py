@@ -44,7 +44,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, demo_registry: Any) -> Iter
         "MLSERVE_MAX_ROWS": "1000",
     }
     command = [sys.executable, "-m", "mlserve.cli", "serve", "--store", store, "--name", "demo-classifier"]
-    process = subprocess.Popen([*command, "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [*command, "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -67,9 +69,8 @@ def send_chunked(port: int, path: str, total: int, chunk: bytes) -> tuple[int, d
     """POST `total` bytes as HTTP/1.1 chunked transfer encoding, stopping early when the
     server answers or closes; returns (status, JSON body, bytes sent)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    sock.sendall(
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
-    )
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\n"
+    sock.sendall((head + "Transfer-Encoding: chunked\r\n\r\n").encode())
     framed = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
     sent = 0
     try:

@@ -20,7 +20,9 @@ def default() -> Synth:
 
 def batch_role(result: Synth) -> tuple[list[dict[str, Any]], str]:
     stack = result.stack
-    return role_statements(result, result.logical_id(stack.batch.role)), f"<{result.logical_id(stack.batch.bucket)}.Arn>"
+    return role_statements(
+        result, result.logical_id(stack.batch.role)
+    ), f"<{result.logical_id(stack.batch.bucket)}.Arn>"
 
 
 def test_batch_role_cannot_list_or_read_bucket_metadata(default: Synth) -> None:

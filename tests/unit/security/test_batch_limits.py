@@ -24,7 +24,9 @@ KEY = "incoming/limits.csv"
 
 
 def marker_state(batch_env: Any, key: str) -> dict[str, Any]:
-    listed = batch_env.s3.list_objects_v2(Bucket=batch_env.bucket, Prefix="results/.markers/" + key.removeprefix("incoming/"))
+    listed = batch_env.s3.list_objects_v2(
+        Bucket=batch_env.bucket, Prefix="results/.markers/" + key.removeprefix("incoming/")
+    )
     (entry,) = listed["Contents"]
     return dict(json.loads(batch_env.s3.get_object(Bucket=batch_env.bucket, Key=entry["Key"])["Body"].read()))
 

@@ -120,9 +120,7 @@ def count_csv_records(body: bytes) -> int:
     return max(int((ends > starts).sum()) - 1, 0)
 
 
-def rows_from_csv(
-    body: bytes, column_types: dict[str, str], max_rows: int | None = None
-) -> list[dict[str, Any]]:
+def rows_from_csv(body: bytes, column_types: dict[str, str], max_rows: int | None = None) -> list[dict[str, Any]]:
     """CSV with a header; cells are converted by the signature's column type so the same
     schema checks apply as for JSON. A cell that does not convert is left as text and is
     reported by validation, naming the row and column. With `max_rows`, rows are counted

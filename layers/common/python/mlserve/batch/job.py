@@ -327,9 +327,7 @@ def superseded_by(client: Any, item: S3Input, source_info: dict[str, Any]) -> st
     return None if etag == ours_etag else f"etag {etag}"
 
 
-def write_report(
-    client: Any, item: S3Input, report_key: str, report: dict[str, Any], results_prefix: str
-) -> str:
+def write_report(client: Any, item: S3Input, report_key: str, report: dict[str, Any], results_prefix: str) -> str:
     """The plain report key when this version is current, else a per-version key under
     `<results>/.superseded/` (the newer version's report stays where it is)."""
     newer = superseded_by(client, item, report.get("input") or {})
@@ -424,9 +422,7 @@ def process_s3_object(
     def guard() -> None:
         newer = superseded_by(client, item, source_info)
         if newer is not None:
-            raise Superseded(
-                f"a newer version ({newer}) of {key} was uploaded; its results stand", code="superseded"
-            )
+            raise Superseded(f"a newer version ({newer}) of {key} was uploaded; its results stand", code="superseded")
 
     try:
         model = live.get()  # ONE version for the whole file, whatever lands mid-file
