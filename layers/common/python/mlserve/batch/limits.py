@@ -81,12 +81,26 @@ class CountingRaw(io.RawIOBase):
         return n
 
 
+class CountingFile:
+    """`.read(n)` passthrough counting what the gzip decompressor actually consumed (it asks
+    for ~128 KiB at a time), so the expansion ratio is not diluted by read-ahead."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.bytes_read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._inner.read(size)
+        self.bytes_read += len(data)
+        return data
+
+
 class BoundedReader(io.RawIOBase):
     """The (decompressed) stream, refusing to deliver more than `max_bytes` in total or more
     than `max_ratio` times what was read from the wire (a gzip bomb), checked on every read so
     the failure comes before the bytes are processed, not after."""
 
-    def __init__(self, inner: Any, wire: CountingRaw, limits: BatchLimits, compressed: bool) -> None:
+    def __init__(self, inner: Any, wire: CountingRaw | CountingFile, limits: BatchLimits, compressed: bool) -> None:
         self._inner = inner
         self._wire = wire
         self._limits = limits

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from mlserve.batch.limits import BatchLimits, BoundedReader, CountingRaw, limit_error
+from mlserve.batch.limits import BatchLimits, BoundedReader, CountingFile, CountingRaw, limit_error
 from mlserve.errors import InputError
 
 BOM = b"\xef\xbb\xbf"
@@ -35,8 +35,11 @@ def open_binary(source: Any, limits: BatchLimits | None = None) -> io.BufferedRe
     wire = CountingRaw(source)
     peekable = io.BufferedReader(wire, buffer_size=1024 * 1024)
     compressed = peekable.peek(2)[:2] == GZIP_MAGIC
-    inner: Any = gzip.GzipFile(fileobj=peekable, mode="rb") if compressed else peekable
-    return io.BufferedReader(BoundedReader(inner, wire, limits, compressed), buffer_size=1024 * 1024)
+    if not compressed:
+        return io.BufferedReader(BoundedReader(peekable, wire, limits, False), buffer_size=1024 * 1024)
+    consumed = CountingFile(peekable)  # compressed bytes the decompressor really took
+    inner = gzip.GzipFile(fileobj=consumed, mode="rb")  # type: ignore[arg-type]
+    return io.BufferedReader(BoundedReader(inner, consumed, limits, True), buffer_size=1024 * 1024)
 
 
 def is_gzip_file(path: Any) -> bool:
