@@ -6,7 +6,8 @@ Each input is scored by `mlserve score`'s code path (`score_local`, default Batc
 the environment, i.e. the batch Lambda's defaults) in a fresh subprocess; printed per input:
 the report's status and error code, how far it read, wall seconds, and the subprocess's peak
 RSS. Inputs (written once into a temp dir, compressed with zlib level 1):
-  - gzip bomb: ~2 MB of gzip expanding to 2 GiB of valid demo rows (review: took a minute);
+  - gzip bomb: ~2-9 MB of gzip expanding to 2 GiB of one valid demo row repeated (review: a
+    2 MB gzip expanding to 2 GiB took a minute);
   - long line: ~1 MB of gzip holding the header and ONE 1 GiB line (review: 3.4 GB RSS, killed);
   - wide header: 100,000 columns (review: quadratic `list.count`).
 """
@@ -59,7 +60,8 @@ def main() -> None:
     inputs: dict[str, Path] = {}
 
     bomb = workdir / "bomb.csv.gz"
-    block = rows.encode() * max(1, (1024 * 1024) // len(rows.encode()))
+    one_row = (rows.split("\n", 1)[0] + "\n").encode()  # one valid row, repeated: ~1000x gzip
+    block = one_row * ((1024 * 1024) // len(one_row))
     gzip_stream(bomb, (header + "\n").encode(), block, (2 * 1024**3) // len(block))
     inputs["gzip bomb (2 GiB of rows)"] = bomb
 
