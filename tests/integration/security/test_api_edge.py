@@ -21,7 +21,12 @@ def test_invocations_csv_over_the_row_limit_is_413_before_rows_are_built(
 
     built: list[int] = []
     real = protocol.csv_cell
-    monkeypatch.setattr(protocol, "csv_cell", lambda v, t: built.append(1) or real(v, t))
+
+    def counting(value: str, column_type: str | None) -> Any:
+        built.append(1)
+        return real(value, column_type)
+
+    monkeypatch.setattr(protocol, "csv_cell", counting)
     body = "mean radius\n" + "1\n" * 50_000  # MLSERVE_MAX_ROWS is 100 in this fixture
     status, _, answer = call(handler, rest_v1_event("POST", "/invocations", body, {"Content-Type": "text/csv"}))
     assert status == 413 and answer["error"]["code"] == "too_many_rows"

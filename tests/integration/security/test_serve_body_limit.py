@@ -69,8 +69,8 @@ def send_chunked(port: int, path: str, total: int, chunk: bytes) -> tuple[int, d
     """POST `total` bytes as HTTP/1.1 chunked transfer encoding, stopping early when the
     server answers or closes; returns (status, JSON body, bytes sent)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\n"
-    sock.sendall((head + "Transfer-Encoding: chunked\r\n\r\n").encode())
+    request = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\n"
+    sock.sendall((request + "Transfer-Encoding: chunked\r\n\r\n").encode())
     framed = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
     sent = 0
     try:

@@ -29,7 +29,12 @@ def test_status_polls_read_the_cached_summary(
 
     parsed: list[int] = []
     real_summarize, real_read_head = uploads.summarize, uploads.read_head
-    monkeypatch.setattr(uploads, "summarize", lambda *a, **k: parsed.append(1) or real_summarize(*a, **k))
+
+    def summarize(*args: Any, **kwargs: Any) -> Any:
+        parsed.append(1)
+        return real_summarize(*args, **kwargs)
+
+    monkeypatch.setattr(uploads, "summarize", summarize)
     read_sizes: list[int] = []
 
     def read_head(area: Any, key: str, limit: int) -> bytes:

@@ -439,7 +439,7 @@ def job_status(settings: UploadSettings, job_id: str, client: Any = None) -> dic
     if predictions_key is not None and report.get("status") == "succeeded":
         head = read_head(area, predictions_key, PREVIEW_MAX_BYTES)
         result["preview"] = preview(head, PREVIEW_ROWS)
-        result["summary"] = cached_summary(area, settings, report_key, predictions_key)
+        result["summary"] = cached_summary(area, settings, str(report_key), predictions_key)
         filename = predictions_key.rsplit("/", 1)[-1]
         result["download"] = {"filename": filename, "url": download_url(settings, area, job_id, predictions_key)}
     return result

@@ -38,7 +38,7 @@ def open_binary(source: Any, limits: BatchLimits | None = None) -> io.BufferedRe
     if not compressed:
         return io.BufferedReader(BoundedReader(peekable, wire, limits, False), buffer_size=1024 * 1024)
     consumed = CountingFile(peekable)  # compressed bytes the decompressor really took
-    inner = gzip.GzipFile(fileobj=consumed, mode="rb")
+    inner = gzip.GzipFile(fileobj=consumed, mode="rb")  # type: ignore[call-overload]
     return io.BufferedReader(BoundedReader(inner, consumed, limits, True), buffer_size=1024 * 1024)
 
 
