@@ -5,7 +5,7 @@
 Each input is scored by `mlserve score`'s code path (`score_local`, default BatchOptions from
 the environment, i.e. the batch Lambda's defaults) in a fresh subprocess; printed per input:
 the report's status and error code, how far it read, wall seconds, and the subprocess's peak
-RSS. Inputs (written once into a temp dir, compressed with zlib level 1):
+RSS. Inputs (written once into a temp dir; zlib level 9 for the bomb, 1 otherwise):
   - gzip bomb: ~2-9 MB of gzip expanding to 2 GiB of one valid demo row repeated (review: a
     2 MB gzip expanding to 2 GiB took a minute);
   - long line: ~1 MB of gzip holding the header and ONE 1 GiB line (review: 3.4 GB RSS, killed);
@@ -42,8 +42,8 @@ print(json.dumps({"status": report["status"], "error": (report.get("error") or {
 """
 
 
-def gzip_stream(path: Path, head: bytes, block: bytes, repeats: int, tail: bytes = b"") -> None:
-    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+def gzip_stream(path: Path, head: bytes, block: bytes, repeats: int, tail: bytes = b"", level: int = 1) -> None:
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
     with open(path, "wb") as handle:
         handle.write(compressor.compress(head))
         for _ in range(repeats):
@@ -62,7 +62,7 @@ def main() -> None:
     bomb = workdir / "bomb.csv.gz"
     one_row = (rows.split("\n", 1)[0] + "\n").encode()  # one valid row, repeated: ~1000x gzip
     block = one_row * ((1024 * 1024) // len(one_row))
-    gzip_stream(bomb, (header + "\n").encode(), block, (2 * 1024**3) // len(block))
+    gzip_stream(bomb, (header + "\n").encode(), block, (2 * 1024**3) // len(block), level=9)
     inputs["gzip bomb (2 GiB of rows)"] = bomb
 
     line = workdir / "line.csv.gz"
