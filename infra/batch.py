@@ -9,6 +9,7 @@ construct only adds the batch bucket, the grants and the S3 notifications.
 from __future__ import annotations
 
 from aws_cdk import Duration
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
@@ -56,23 +57,18 @@ class BatchScoring(Construct):
             config=config,
             server_access_logs_bucket=model_store.access_log_bucket,
             server_access_logs_prefix="batch-bucket/",
-            lifecycle_rules=[
-                # A crashed invocation can leave a multipart upload behind; S3 bills for its parts.
-                s3.LifecycleRule(
-                    id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=Duration.days(1)
-                ),
-                s3.LifecycleRule(id="expire-old-versions", noncurrent_version_expiration=Duration.days(30)),
-            ],
-            # The web page posts files straight to S3 (presigned POST) and fetches results
-            # (presigned GET). CORS only lets a browser on an allowed origin read S3's answer;
-            # the authorization is the signed policy/URL (one key, size, type, expiry).
-            # Default origins "*": the API's execute-api origin depends on the RestApi, which
-            # depends on this bucket (env, grants), so it cannot be named here without a
-            # cycle; set context upload_cors_origins to the API's origin or custom domain.
+            lifecycle_rules=self._lifecycle_rules(config.batch_retention_days, results_prefix),
+            # The web page posts files straight to S3 (presigned POST); results are downloaded
+            # by navigating to a presigned GET, which needs no CORS - so POST only. CORS only
+            # lets a browser on an allowed origin read S3's answer; the authorization is the
+            # signed policy (one key, size, type, expiry). Default origins "*" (dev only: the
+            # API's execute-api origin depends on the RestApi, which depends on this bucket,
+            # so it cannot be named here without a cycle); environment prod requires
+            # context upload_cors_origins to name the page's origins (checked at synth).
             cors=[
                 s3.CorsRule(
                     id="web-page-uploads",
-                    allowed_methods=[s3.HttpMethods.POST, s3.HttpMethods.GET],
+                    allowed_methods=[s3.HttpMethods.POST],
                     allowed_origins=list(config.upload_cors_origins),
                     allowed_headers=["*"],
                     exposed_headers=["ETag"],
@@ -92,6 +88,11 @@ class BatchScoring(Construct):
             extra_environment={
                 "MLSERVE_RESULTS_PREFIX": results_prefix,
                 "MLSERVE_BATCH_PROBABILITIES": "true" if config.batch_probabilities else "false",
+                "MLSERVE_BATCH_MAX_BYTES": str(config.batch_max_bytes),
+                "MLSERVE_BATCH_MAX_RECORD_BYTES": str(config.batch_max_record_bytes),
+                "MLSERVE_BATCH_MAX_COLUMNS": str(config.batch_max_columns),
+                "MLSERVE_BATCH_MAX_DECOMPRESSION_RATIO": f"{config.batch_max_decompression_ratio:g}",
+                "MLSERVE_BATCH_ESCAPE_FORMULAS": "true" if config.batch_escape_formulas else "false",
             },
             asynchronous=AsyncInvocation(
                 retry_attempts=config.batch_retry_attempts,
@@ -105,12 +106,36 @@ class BatchScoring(Construct):
         assert self.serving.dead_letter_queue is not None
         self.dead_letter_queue: sqs.Queue = self.serving.dead_letter_queue
 
-        # Least privilege: read the input (by version) and the idempotency markers, write
-        # results only, read this model's prefix of the model store. No delete anywhere.
-        self.bucket.grant_read(self.role, f"{INCOMING_PREFIX}*")
-        self.bucket.grant_put(self.role, f"{results_prefix}*")
-        # The idempotency marker is read back to tell a duplicate from a retry.
-        self.bucket.grant_read(self.role, f"{results_prefix}.markers/*")
+        # Least privilege: read the input (by version) and the idempotency/job markers, write
+        # results only, read this model's prefix of the model store. Explicit actions instead
+        # of grant_read/grant_put: no s3:List*/GetBucket* on the bucket (the function never
+        # lists), no PutObjectLegalHold/Retention/Tagging/Acl, no delete anywhere.
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadInputByVersion",
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[self.bucket.arn_for_objects(f"{INCOMING_PREFIX}*")],
+            )
+        )
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="WriteResults",
+                # PutObject covers the multipart calls (create, upload part, complete).
+                actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                resources=[self.bucket.arn_for_objects(f"{results_prefix}*")],
+            )
+        )
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                # Read back to tell a duplicate from a retry, and a replayed upload (job id).
+                sid="ReadMarkers",
+                actions=["s3:GetObject"],
+                resources=[
+                    self.bucket.arn_for_objects(f"{results_prefix}.markers/*"),
+                    self.bucket.arn_for_objects(f"{results_prefix}.jobs/*"),
+                ],
+            )
+        )
         model_store.grant_read_model(self.role)
 
         for suffix in SUFFIXES:
@@ -122,6 +147,19 @@ class BatchScoring(Construct):
 
         self._acknowledge_findings(model_store)
 
+    @staticmethod
+    def _lifecycle_rules(retention_days: int, results_prefix: str) -> list[s3.LifecycleRule]:
+        rules = [
+            # A crashed invocation can leave a multipart upload behind; S3 bills for its parts.
+            s3.LifecycleRule(id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=Duration.days(1)),
+            # Replaced or expired objects (noncurrent versions) go a week later.
+            s3.LifecycleRule(id="expire-old-versions", noncurrent_version_expiration=Duration.days(7)),
+        ]
+        if retention_days > 0:  # context batch_retention_days; 0 keeps inputs and results forever
+            for rule_id, prefix in (("expire-incoming", INCOMING_PREFIX), ("expire-results", results_prefix)):
+                rules.append(s3.LifecycleRule(id=rule_id, prefix=prefix, expiration=Duration.days(retention_days)))
+        return rules
+
     def _acknowledge_findings(self, model_store: ModelStore) -> None:
         model_bucket = logical_id_ref(model_store.bucket)
         batch_bucket = logical_id_ref(self.bucket)
@@ -131,32 +169,20 @@ class BatchScoring(Construct):
                 "run time (models/<name>/versions/<v>/), so their keys cannot be listed here."
             ),
             f"Resource::<{batch_bucket}.Arn>/{INCOMING_PREFIX}*": (
-                "Read-only (GetObject*/List*) on incoming/: users upload input files under "
-                "arbitrary keys at run time; the function reads the exact version in the event."
+                "Read-only (GetObject/GetObjectVersion) on incoming/: users upload input files "
+                "under arbitrary keys at run time; the function reads the exact version in the event."
             ),
             f"Resource::<{batch_bucket}.Arn>/{self.results_prefix}*": (
-                "Put/abort-multipart only on results/: output keys are derived from input keys "
-                "that are only known at run time; no read, no delete of results."
+                "PutObject/AbortMultipartUpload only on results/: output keys are derived from "
+                "input keys that are only known at run time; no read, no delete of results."
             ),
             f"Resource::<{batch_bucket}.Arn>/{self.results_prefix}.markers/*": (
                 "Read-only on the idempotency markers (one per input object version, created "
                 "at run time) to tell a duplicate S3 event from a retry."
             ),
-            "Action::s3:GetObject*": (
-                "CDK grant_read on the batch bucket's incoming/ and markers prefixes: GetObject "
-                "plus GetObjectVersion (the event pins a version), tagging/ACL/attribute reads."
-            ),
-            "Action::s3:GetBucket*": (
-                "CDK grant_read on the batch bucket: bucket-level metadata reads only (location, "
-                "versioning); no object access beyond the prefixes granted separately."
-            ),
-            "Action::s3:List*": (
-                "CDK grant_read on the batch bucket: listing it reveals only input and result "
-                "key names of this stack's own batch bucket, which the function handles anyway."
-            ),
-            "Action::s3:Abort*": (
-                "CDK grant_put on results/: AbortMultipartUpload is how a failed run removes its "
-                "partial output so no incomplete predictions object ever appears."
+            f"Resource::<{batch_bucket}.Arn>/{self.results_prefix}.jobs/*": (
+                "Read-only on the job markers (one per web-page job id, created at run time) to "
+                "refuse a replayed upload for a job id that has already been scored."
             ),
         }
         for resource, reason in reasons.items():

@@ -76,6 +76,17 @@ DEFAULTS: dict[str, Any] = {
     "upload_cors_origins": ["*"],
     # Monitoring: the e-mail address subscribed to the alarm topic ("" = no subscription).
     "alarm_email": "",
+    # Batch input bounds (issue 11): a file past one ends with a `failed` report naming the
+    # key. Decompressed bytes, bytes of one CSV record, header columns, and the gzip
+    # expansion ratio (checked past 64 MiB decompressed; a higher ratio is a gzip bomb).
+    "batch_max_bytes": 10 * 1024**3,
+    "batch_max_record_bytes": 1024 * 1024,
+    "batch_max_columns": 10_000,
+    "batch_max_decompression_ratio": 200,
+    # Opt-in: prefix passthrough cells starting with = + - @ with ' (CSV formula injection).
+    "batch_escape_formulas": False,
+    # Days incoming/ and results/ objects live in the batch bucket (0 = keep forever).
+    "batch_retention_days": 30,
     "functions": {
         "api": {"memory_mb": 2048, "timeout_seconds": 29},
         "batch": {"memory_mb": 3008, "timeout_seconds": 900},
@@ -125,6 +136,12 @@ class ServingConfig:
     batch_function: FunctionSettings
     promote_function: FunctionSettings
     webhook_function: FunctionSettings
+    batch_max_bytes: int = DEFAULTS["batch_max_bytes"]
+    batch_max_record_bytes: int = DEFAULTS["batch_max_record_bytes"]
+    batch_max_columns: int = DEFAULTS["batch_max_columns"]
+    batch_max_decompression_ratio: float = DEFAULTS["batch_max_decompression_ratio"]
+    batch_escape_formulas: bool = DEFAULTS["batch_escape_formulas"]
+    batch_retention_days: int = DEFAULTS["batch_retention_days"]
 
     @property
     def python_version(self) -> str:
@@ -156,6 +173,12 @@ class ServingConfig:
                 "context 'auth' none leaves the API open and is for local emulators only; "
                 "use api_key or iam with environment prod"
             )
+        upload_cors_origins = _origins(value("upload_cors_origins"))
+        if environment == "prod" and upload_cors_origins == ("*",):
+            raise ConfigError(
+                "context 'upload_cors_origins' must name the web page's origins with environment prod "
+                "(e.g. https://abc123.execute-api.eu-west-1.amazonaws.com or your custom domain), not '*'"
+            )
         return cls(
             model_name=_model_name(value("model_name")),
             registry_alias=_non_empty_str("registry_alias", value("registry_alias")),
@@ -182,12 +205,24 @@ class ServingConfig:
             sagemaker_model_package_group=_optional_package_group(value("sagemaker_model_package_group")),
             # S3's single PUT/POST limit is 5 GB.
             upload_max_bytes=_int("upload_max_bytes", value("upload_max_bytes"), 1, 5 * 1024**3),
-            upload_cors_origins=_origins(value("upload_cors_origins")),
+            upload_cors_origins=upload_cors_origins,
             alarm_email=_optional_email(value("alarm_email")),
             api_function=functions["api"],
             batch_function=functions["batch"],
             promote_function=functions["promote"],
             webhook_function=functions["webhook"],
+            # S3's largest object is 5 TiB.
+            batch_max_bytes=_int("batch_max_bytes", value("batch_max_bytes"), 1024, 5 * 1024**4),
+            batch_max_record_bytes=_int(
+                "batch_max_record_bytes", value("batch_max_record_bytes"), 1024, 256 * 1024 * 1024
+            ),
+            batch_max_columns=_int("batch_max_columns", value("batch_max_columns"), 1, 1_000_000),
+            # zlib cannot expand more than ~1032x.
+            batch_max_decompression_ratio=_number(
+                "batch_max_decompression_ratio", value("batch_max_decompression_ratio"), 1, 2000
+            ),
+            batch_escape_formulas=_bool("batch_escape_formulas", value("batch_escape_formulas")),
+            batch_retention_days=_int("batch_retention_days", value("batch_retention_days"), 0, 36500),
         )
 
     @classmethod

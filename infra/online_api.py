@@ -44,6 +44,8 @@ class OnlineApi(Construct):
         if batch is not None:
             page_environment["MLSERVE_BATCH_BUCKET"] = batch.bucket.bucket_name
             page_environment["MLSERVE_RESULTS_PREFIX"] = batch.results_prefix
+            # The page's CSP connect-src names exactly this origin (the presigned POST target).
+            page_environment["MLSERVE_UPLOAD_ORIGIN"] = "https://" + batch.bucket.bucket_regional_domain_name
         self.serving: ServingFunction = functions.create(
             self,
             "Function",

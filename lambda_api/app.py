@@ -18,6 +18,7 @@ from mlserve.errors import ErrorDetail, InputError, MlserveError, ModelUnavailab
 from mlserve.http import (
     CSV_TYPES,
     JSON_TYPES,
+    BodyLimitMiddleware,
     check_body_size,
     dumps,
     error_body,
@@ -29,7 +30,7 @@ from mlserve.observability import on_model_swap, record_prediction, record_valid
 from mlserve.protocol import parse_json, rows_from_csv, rows_from_payload
 from mlserve.scoring import LoadedModel, predict_rows
 from mlserve.store import open_store
-from mlserve.ui import page_csp, static_asset, ui_config, ui_example
+from mlserve.ui import docs_html, page_csp, static_asset, ui_config, ui_example
 from mlserve.uploads import (
     UploadSettings,
     create_upload,
@@ -121,9 +122,9 @@ def invocations_content(model: LoadedModel, body: bytes, kind: str) -> dict[str,
     """/invocations: any MLflow scoring-protocol body (JSON formats or CSV) -> predictions."""
     if kind in CSV_TYPES:
         types = {column.name: column.type for column in model.spec.inputs}
-        raw_rows = rows_from_csv(body, types)
+        raw_rows = rows_from_csv(body, types, max_rows=model.schema.max_rows)
     else:
-        raw_rows = rows_from_payload(parse_json(body), model.schema.column_names)
+        raw_rows = rows_from_payload(parse_json(body), model.schema.column_names, max_rows=model.schema.max_rows)
     rows = model.schema.validate_rows(raw_rows, forbid_extra=False)
     result = predict_rows(model, rows)
     record_prediction(model, len(rows))
@@ -157,8 +158,18 @@ def create_app(factory: Callable[[], tuple[LiveModel, Settings]] = live_from_env
         description="Predictions from the live MLflow model version. Request fields come from its signature.",
         version="1",
         default_response_class=JSONBytes,
+        # /docs is served below with Swagger UI's assets from the package (no CDN); ReDoc
+        # would load from a CDN, so it is not offered.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
+    # The byte limit while reading (chunked bodies included), not after buffering the body.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=lambda: runtime.settings.max_body_bytes,
+        exempt=("/batch/local-uploads/",),  # streamed to disk under MLSERVE_UPLOAD_MAX_BYTES
+    )
 
     @app.exception_handler(MlserveError)
     async def mlserve_error(request: Request, exc: MlserveError) -> Response:
@@ -261,6 +272,11 @@ def create_app(factory: Callable[[], tuple[LiveModel, Settings]] = live_from_env
     async def page(request: Request) -> Response:
         # <base> = the API's root, so the page's relative URLs work under a stage path too.
         return static_response("index.html", root_path=request.scope.get("root_path", ""))
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> Response:
+        html = docs_html(request.scope.get("root_path", ""), app.openapi_url or "/openapi.json", f"{app.title} - docs")
+        return Response(html, media_type="text/html; charset=utf-8", headers={"referrer-policy": "no-referrer"})
 
     @app.get("/ui/static/{name}", include_in_schema=False)
     async def static_file(name: str) -> Response:

@@ -31,9 +31,15 @@ def reset_runtime() -> None:
 
 def _handle(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     deadline = None
+    time_left = None
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         deadline = time.time() + context.get_remaining_time_in_millis() / 1000.0
-    return runtime().handle_event(event, deadline=deadline)
+
+        def time_left() -> float:  # asked between chunks: stop cleanly before the timeout
+            return float(context.get_remaining_time_in_millis()) / 1000.0
+
+    request_id = getattr(context, "aws_request_id", None)
+    return runtime().handle_event(event, deadline=deadline, time_left=time_left, request_id=request_id)
 
 
 handler = lambda_entry(_handle, correlation_id_path=S3_REQUEST_ID)

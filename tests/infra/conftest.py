@@ -68,7 +68,7 @@ def iam_synth() -> Synth:
 
 @pytest.fixture(scope="session")
 def prod_synth() -> Synth:
-    return synth(environment="prod", log_retention_days=365)
+    return synth(environment="prod", log_retention_days=365, upload_cors_origins=["https://app.example.com"])
 
 
 def api_methods(result: Synth) -> dict[tuple[str, str], dict[str, Any]]:

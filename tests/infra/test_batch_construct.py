@@ -154,8 +154,10 @@ def test_role_reads_incoming_and_model_writes_only_results(template: Template) -
     assert any("/incoming/*" in r for r in object_reads)
     assert any("/models/demo-classifier/*" in r for r in object_reads)
     assert any("/results/.markers/*" in r for r in object_reads)
+    # Issue 11: the job markers (one object per web-page job id) are read back too.
+    readable = ("/incoming/*", "/models/demo-classifier/*", "/results/.markers/*", "/results/.jobs/*")
     for resource in object_reads:
-        assert any(p in resource for p in ("/incoming/*", "/models/demo-classifier/*", "/results/.markers/*")), resource
+        assert any(p in resource for p in readable), resource
     actions = [a for s in s3_statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])]
     assert not any(a.startswith("s3:Delete") or a == "s3:*" for a in actions)
 

@@ -34,7 +34,11 @@ def test_default_template_is_cfn_lint_clean(default_synth: Synth, tmp_path: Path
 
 @pytest.mark.parametrize(
     "context",
-    [{"auth": "iam", "environment": "prod"}, {"architecture": "x86_64"}, {"bundle_deps": "function"}],
+    [
+        {"auth": "iam", "environment": "prod", "upload_cors_origins": ["https://app.example.com"]},
+        {"architecture": "x86_64"},
+        {"bundle_deps": "function"},
+    ],
 )
 def test_variants_are_cfn_lint_clean(context: dict[str, Any], tmp_path: Path) -> None:
     result = cfn_lint(synth(**context), tmp_path)

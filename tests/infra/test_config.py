@@ -49,6 +49,7 @@ def test_cli_overrides_arrive_as_strings() -> None:
         architecture="x86_64",
         environment="prod",
         auth="iam",
+        upload_cors_origins="https://app.example.com",
         throttle_rate_limit="12.5",
         functions='{"api": {"memory_mb": 1024}}',
     )

@@ -36,7 +36,7 @@ def raw_findings(result: Synth, pack: type) -> set[tuple[str, str]]:
 def variant(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Synth:
     outdir = str(tmp_path_factory.mktemp("cdk.out"))
     if request.param == "prod":
-        return synth(outdir=outdir, environment="prod")
+        return synth(outdir=outdir, environment="prod", upload_cors_origins=["https://app.example.com"])
     if request.param == "bundle_deps_function":
         return synth(outdir=outdir, bundle_deps="function")
     return synth(outdir=outdir, auth=request.param)
@@ -78,14 +78,12 @@ def test_expected_acknowledgements_only(default_synth: Synth) -> None:
     batch_id = default_synth.logical_id(default_synth.stack.batch.bucket)
     assert rules == sorted(
         [
-            # batch role (infra/batch.py): CDK's prefix-scoped S3 grants
-            "AwsSolutions-IAM5[Action::s3:Abort*]",
-            "AwsSolutions-IAM5[Action::s3:GetBucket*]",
-            "AwsSolutions-IAM5[Action::s3:GetObject*]",
-            "AwsSolutions-IAM5[Action::s3:List*]",
+            # batch role (infra/batch.py): explicit actions on prefixes (issue 11: no
+            # s3:List*/GetBucket*/GetObject* wildcards any more)
             f"AwsSolutions-IAM5[Resource::<{batch_id}.Arn>/incoming/*]",
             f"AwsSolutions-IAM5[Resource::<{batch_id}.Arn>/results/*]",
             f"AwsSolutions-IAM5[Resource::<{batch_id}.Arn>/results/.markers/*]",
+            f"AwsSolutions-IAM5[Resource::<{batch_id}.Arn>/results/.jobs/*]",
             # the batch and redeploy DLQs (infra/functions.py, async functions) and the alarm
             # topic's dead-letter queue (infra/monitoring.py)
             "AwsSolutions-SQS3",

@@ -185,7 +185,8 @@ def test_page_auth_mode_and_upload_limit_follow_context(auth: str) -> None:
 def test_batch_bucket_cors_for_browser_uploads(default_synth: Synth) -> None:
     bucket = props(default_synth, default_synth.stack.batch.bucket)
     [rule] = bucket["CorsConfiguration"]["CorsRules"]
-    assert sorted(rule["AllowedMethods"]) == ["GET", "POST"]
+    # Issue 11: POST only (downloads navigate to a presigned GET, which needs no CORS).
+    assert sorted(rule["AllowedMethods"]) == ["POST"]
     assert rule["AllowedOrigins"] == ["*"]
     assert rule["AllowedHeaders"] == ["*"]
     assert "PUT" not in rule["AllowedMethods"] and "DELETE" not in rule["AllowedMethods"]

@@ -117,7 +117,10 @@ def test_csp_allows_an_emulator_endpoint(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
-    assert "connect-src 'self' https:;" in page_csp()
+    monkeypatch.delenv("MLSERVE_UPLOAD_ORIGIN", raising=False)
+    monkeypatch.delenv("MLSERVE_BATCH_BUCKET", raising=False)
+    # Issue 11: no blanket `https:`; only the upload bucket's endpoint when there is one.
+    assert "connect-src 'self';" in page_csp()
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://localhost.localstack.cloud:4566")
     assert "http://localhost.localstack.cloud:4566 http://*.localhost.localstack.cloud:4566;" in page_csp()
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://x; script-src *")

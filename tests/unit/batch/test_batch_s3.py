@@ -181,8 +181,6 @@ def test_retry_after_failure_takes_over(
 def test_concurrent_duplicate_is_told_to_retry(batch_env: Any, breast_cancer: pd.DataFrame) -> None:
     import json
 
-    from mlserve.batch.job import ClaimHeld
-
     event = batch_env.upload(KEY, frame_csv(breast_cancer.head(10)))
     version = event["Records"][0]["s3"]["object"]["versionId"]
     batch_env.s3.put_object(
@@ -190,8 +188,10 @@ def test_concurrent_duplicate_is_told_to_retry(batch_env: Any, breast_cancer: pd
         Key=f"results/.markers/scores.csv/{version}",
         Body=json.dumps({"status": "in_progress", "deadline": 4e9}).encode(),
     )
-    with pytest.raises(ClaimHeld):
-        batch_env.run(event)
+    # Issue 11: a duplicate delivery while another invocation holds the claim is not a
+    # Lambda error (no retry, no Errors metric): it returns `claim_held`, scoring nothing.
+    response = batch_env.run(event)
+    assert response["results"][0]["status"] == "claim_held"
     assert not batch_env.has_predictions(KEY)
 
 

@@ -194,6 +194,9 @@ def _score(args: argparse.Namespace) -> int:
 
     from mlserve.batch.core import BatchOptions
     from mlserve.batch.job import score_local
+    from mlserve.batch.limits import BatchLimits
+    from mlserve.batch.reader import is_gzip_file
+    from mlserve.config import env_bool
     from mlserve.live import LiveModel
     from mlserve.store import open_store
 
@@ -206,7 +209,8 @@ def _score(args: argparse.Namespace) -> int:
     total = source.stat().st_size
     started = time.monotonic()
     # Input bytes are the decompressed ones, so a gzip file's bar can pass 100%: show rows then.
-    gzipped = source.read_bytes()[:2] == b"\x1f\x8b" if total else False
+    # Two bytes are enough to tell; never read the whole (possibly huge) input for it.
+    gzipped = is_gzip_file(source) if total else False
 
     def progress(rows: int, consumed: int) -> None:
         if args.quiet:
@@ -217,7 +221,12 @@ def _score(args: argparse.Namespace) -> int:
         print(line, end="", file=sys.stderr)
 
     options = BatchOptions(
-        probabilities=args.probabilities, chunk_bytes=args.chunk_bytes, max_listed=args.max_listed, progress=progress
+        probabilities=args.probabilities,
+        chunk_bytes=args.chunk_bytes,
+        max_listed=args.max_listed,
+        progress=progress,
+        limits=BatchLimits.from_env(),  # the same MLSERVE_BATCH_* bounds as the batch Lambda
+        escape_formulas=env_bool("MLSERVE_BATCH_ESCAPE_FORMULAS", False),
     )
     live = LiveModel(
         open_store(args.store),

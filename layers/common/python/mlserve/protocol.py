@@ -55,8 +55,23 @@ def _rows_or_positional(value: Any, columns: list[str], loc: list[str | int]) ->
     return value
 
 
-def rows_from_payload(payload: Any, columns: list[str]) -> list[Any]:
-    """Rows (dicts, not yet validated) from a decoded /invocations JSON payload."""
+def too_many_rows(count: int, max_rows: int) -> InputError:
+    return InputError(
+        f"too many rows: {count} > MLSERVE_MAX_ROWS={max_rows}",
+        code="too_many_rows",
+        status=413,
+        details=[ErrorDetail(["instances"], f"at most {max_rows} rows per request")],
+    )
+
+
+def _check_count(count: int, max_rows: int | None) -> None:
+    if max_rows is not None and count > max_rows:
+        raise too_many_rows(count, max_rows)
+
+
+def rows_from_payload(payload: Any, columns: list[str], max_rows: int | None = None) -> list[Any]:
+    """Rows (dicts, not yet validated) from a decoded /invocations JSON payload. With
+    `max_rows`, the row count is checked before any per-row dict is built."""
     if not isinstance(payload, dict):
         raise _bad(f"the body must be a JSON object with one of: {', '.join(FORMATS)}", ["body"])
     present = [key for key in FORMATS if key in payload]
@@ -74,10 +89,12 @@ def rows_from_payload(payload: Any, columns: list[str]) -> list[Any]:
             raise _bad("dataframe_split.columns must be a list of column names", [key, "columns"])
         if not isinstance(data, list):
             raise _bad("dataframe_split.data must be a list of rows", [key, "data"])
+        _check_count(len(data), max_rows)
         return _positional(data, split_columns, [key, "data"])
     if key == "dataframe_records":
         if not isinstance(value, list):
             raise _bad("dataframe_records must be a list of objects", [key])
+        _check_count(len(value), max_rows)
         return value
     if key == "inputs" and isinstance(value, dict):
         # Columnar: {"col": [v1, v2], ...} (or a single row of scalars).
@@ -86,15 +103,30 @@ def rows_from_payload(payload: Any, columns: list[str]) -> list[Any]:
             if len(lengths) > 1:
                 raise _bad("all columns of 'inputs' must have the same length", [key])
             count = lengths.pop() if lengths else 0
+            _check_count(count, max_rows)
             return [{col: values[i] for col, values in value.items()} for i in range(count)]
         return [value]
+    if isinstance(value, list):
+        _check_count(len(value), max_rows)
     return _rows_or_positional(value, columns, [key])
 
 
-def rows_from_csv(body: bytes, column_types: dict[str, str]) -> list[dict[str, Any]]:
+def count_csv_records(body: bytes) -> int:
+    """Non-blank data records of a CSV body (header excluded), counted over the raw bytes
+    with numpy (quote-aware, as the batch reader splits): no per-row Python object."""
+    from mlserve.batch.reader import _split
+
+    starts, ends, _, _, _, _ = _split(body, final=True)
+    return max(int((ends > starts).sum()) - 1, 0)
+
+
+def rows_from_csv(body: bytes, column_types: dict[str, str], max_rows: int | None = None) -> list[dict[str, Any]]:
     """CSV with a header; cells are converted by the signature's column type so the same
     schema checks apply as for JSON. A cell that does not convert is left as text and is
-    reported by validation, naming the row and column."""
+    reported by validation, naming the row and column. With `max_rows`, rows are counted
+    before any is built: 5 MB of tiny rows is a 413, not millions of dicts."""
+    if max_rows is not None:
+        _check_count(count_csv_records(body), max_rows)
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

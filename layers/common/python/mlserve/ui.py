@@ -15,7 +15,7 @@ from mlserve.config import env_number
 from mlserve.errors import InputError, MlserveError
 from mlserve.mlmodel import read_input_example
 from mlserve.scoring import LoadedModel
-from mlserve.uploads import DEFAULT_UPLOAD_MAX_BYTES, auth_mode, s3_endpoint
+from mlserve.uploads import DEFAULT_UPLOAD_MAX_BYTES, auth_mode, s3_endpoint, upload_origin
 
 BASE_PLACEHOLDER = b"__MLSERVE_ROOT__"
 MEDIA_TYPES = {
@@ -49,9 +49,13 @@ def static_asset(name: str, root_path: str = "") -> tuple[bytes, str]:
 
 
 def page_csp() -> str:
-    """Everything comes from the API itself; only uploads may leave it (S3 over https:, or
-    the emulator's endpoint when one is configured)."""
-    connect = "'self' https:"
+    """Everything comes from the API itself; only uploads may leave it, and only to the
+    upload bucket's own endpoint (MLSERVE_UPLOAD_ORIGIN, set by the stack; or the emulator's
+    endpoint when one is configured) - never to any https: host."""
+    connect = "'self'"
+    origin = upload_origin()
+    if origin and re.fullmatch(r"https://[A-Za-z0-9.-]+(:\d+)?", origin):
+        connect += f" {origin}"
     endpoint = s3_endpoint()
     if endpoint:
         parsed = urlparse(endpoint)
@@ -61,6 +65,27 @@ def page_csp() -> str:
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         f"connect-src {connect}; form-action 'self'; frame-ancestors 'none'; base-uri 'self'"
     )
+
+
+SWAGGER_JS = "swagger-ui-bundle.js"
+SWAGGER_CSS = "swagger-ui.css"
+
+
+def docs_html(root_path: str, openapi_url: str, title: str) -> bytes:
+    """FastAPI's Swagger UI page with its assets served from this package (vendored
+    swagger-ui-dist, see static/swagger-ui-dist.VERSION.txt) instead of a CDN, under the
+    API's root path (an API Gateway stage)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    base = root_path.rstrip("/")
+    page = get_swagger_ui_html(
+        openapi_url=base + openapi_url,
+        title=title,
+        swagger_js_url=f"{base}/ui/static/{SWAGGER_JS}",
+        swagger_css_url=f"{base}/ui/static/{SWAGGER_CSS}",
+        swagger_favicon_url="data:,",
+    )
+    return bytes(page.body)
 
 
 def ui_config() -> dict[str, Any]:

@@ -40,8 +40,13 @@ INCOMING_PREFIX = "incoming/"
 JOBS_PREFIX = "ui-jobs/"  # local mode only: one small JSON per upload slot handed out
 PREDICTIONS_SUFFIX = ".predictions.csv"
 REPORT_SUFFIX = ".report.json"
+SUMMARY_SUFFIX = ".summary.json"  # the job page's summary, cached beside the report
 DEFAULT_UPLOAD_MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_URL_SECONDS = 900
+# The presigned POST only has to outlive the browser starting its upload (S3 checks the
+# policy's expiration when the POST arrives); a short life narrows the replay window, and the
+# batch function scores one object per job id anyway (mlserve.batch.job.claim_job).
+DEFAULT_POST_SECONDS = 120
 PREVIEW_ROWS = 20
 PREVIEW_MAX_BYTES = 256 * 1024
 SUMMARY_MAX_BYTES = 20 * 1024 * 1024
@@ -67,6 +72,7 @@ class UploadSettings:
     results_prefix: str = "results/"
     max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES
     url_seconds: int = DEFAULT_URL_SECONDS
+    post_seconds: int = DEFAULT_POST_SECONDS
 
     @classmethod
     def from_env(cls, settings: Settings) -> UploadSettings:
@@ -76,6 +82,7 @@ class UploadSettings:
             results_prefix=settings.results_prefix,
             max_bytes=int(env_number("MLSERVE_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES, minimum=1)),
             url_seconds=int(env_number("MLSERVE_UPLOAD_URL_SECONDS", DEFAULT_URL_SECONDS, minimum=60)),
+            post_seconds=int(env_number("MLSERVE_UPLOAD_POST_SECONDS", DEFAULT_POST_SECONDS, minimum=10)),
         )
 
     @property
@@ -197,7 +204,7 @@ def create_upload(settings: UploadSettings, payload: dict[str, Any], client: Any
         "key": key,
         "filename": filename,
         "max_bytes": settings.max_bytes,
-        "expires_in": settings.url_seconds,
+        "expires_in": settings.post_seconds,
         "status_url": f"batch/jobs/{job_id}",
     }
     if settings.local:
@@ -208,7 +215,7 @@ def create_upload(settings: UploadSettings, payload: dict[str, Any], client: Any
             "content_type": content_type,
             "size": size,
             "created_at": datetime.now(UTC).isoformat(),
-            "expires_at": time.time() + settings.url_seconds,
+            "expires_at": time.time() + settings.post_seconds,
         }
         LocalStore(settings.local_root).write_bytes(f"{JOBS_PREFIX}{job_id}.json", json.dumps(slot).encode())
         # A raw-body POST to our own route: same origin, no multipart parser needed.
@@ -224,7 +231,7 @@ def create_upload(settings: UploadSettings, payload: dict[str, Any], client: Any
             "mode": "s3",
             "method": "POST",
             **presigned_post(
-                client, settings.batch_bucket, key, content_type, settings.max_bytes, settings.url_seconds
+                client, settings.batch_bucket, key, content_type, settings.max_bytes, settings.post_seconds
             ),
         }
     return response
@@ -255,7 +262,28 @@ def s3_client() -> Any:
     # An emulator endpoint (AWS_ENDPOINT_URL[_S3], e.g. LocalStack) keeps path-style URLs.
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     config = Config(signature_version="s3v4", s3={"addressing_style": "path" if s3_endpoint() else "virtual"})
-    return boto3.client("s3", region_name=region, config=config)
+    endpoint = None if s3_endpoint() or not region else regional_s3_endpoint(region)
+    return boto3.client("s3", region_name=region, config=config, endpoint_url=endpoint)
+
+
+def regional_s3_endpoint(region: str) -> str:
+    """Always the regional endpoint (us-east-1 too), so upload URLs are
+    `https://<bucket>.s3.<region>.amazonaws.com/` - the origin the page's CSP names."""
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://s3.{region}.{suffix}"
+
+
+def upload_origin() -> str | None:
+    """The origin browsers POST uploads to: `MLSERVE_UPLOAD_ORIGIN` (set by the stack from
+    the bucket's regional domain name), else derived from the bucket and region."""
+    explicit = (os.environ.get("MLSERVE_UPLOAD_ORIGIN") or "").strip().rstrip("/")
+    if explicit:
+        return explicit
+    bucket = (os.environ.get("MLSERVE_BATCH_BUCKET") or "").strip()
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not bucket or not region or s3_endpoint():
+        return None
+    return "https://" + bucket + "." + regional_s3_endpoint(region).removeprefix("https://")
 
 
 def s3_endpoint() -> str | None:
@@ -411,11 +439,25 @@ def job_status(settings: UploadSettings, job_id: str, client: Any = None) -> dic
     if predictions_key is not None and report.get("status") == "succeeded":
         head = read_head(area, predictions_key, PREVIEW_MAX_BYTES)
         result["preview"] = preview(head, PREVIEW_ROWS)
-        data = read_head(area, predictions_key, SUMMARY_MAX_BYTES + 1)
-        result["summary"] = summarize(data[:SUMMARY_MAX_BYTES], partial=len(data) > SUMMARY_MAX_BYTES)
+        result["summary"] = cached_summary(area, settings, str(report_key), predictions_key)
         filename = predictions_key.rsplit("/", 1)[-1]
         result["download"] = {"filename": filename, "url": download_url(settings, area, job_id, predictions_key)}
     return result
+
+
+def cached_summary(area: ModelStore, settings: UploadSettings, report_key: str, predictions_key: str) -> Any:
+    """The summary cached beside the report (written by the batch function, or by the first
+    local poll); computed from up to SUMMARY_MAX_BYTES of predictions only when missing."""
+    summary_key = report_key.removesuffix(REPORT_SUFFIX) + SUMMARY_SUFFIX
+    try:
+        return json.loads(area.read_bytes(summary_key))
+    except (KeyError, ValueError):
+        pass
+    data = read_head(area, predictions_key, SUMMARY_MAX_BYTES + 1)
+    summary = summarize(data[:SUMMARY_MAX_BYTES], partial=len(data) > SUMMARY_MAX_BYTES)
+    if settings.local:  # the deployed API has no write access to results/; the batch function caches it
+        area.write_bytes(summary_key, json.dumps(summary).encode())
+    return summary
 
 
 def download_url(settings: UploadSettings, area: ModelStore, job_id: str, key: str) -> str:

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from mlserve.batch.convert import convert_column, finalize, parse_columns
+from mlserve.batch.formulas import escape_formulas
+from mlserve.batch.limits import BatchLimits, DeadlineReached
 from mlserve.batch.output import DEFAULT_PART_BYTES, MIN_PART_BYTES, Sink
 from mlserve.batch.reader import DEFAULT_CHUNK_BYTES, Chunk, iter_chunks, open_binary
 from mlserve.config import env_bool, env_number
@@ -36,10 +38,16 @@ class BatchOptions:
     # Called after each chunk with (rows read so far, input bytes consumed so far);
     # the CLI draws its progress bar with it.
     progress: Callable[[int, int], None] | None = None
+    limits: BatchLimits = field(default_factory=BatchLimits)
+    # Prefix cells of passthrough columns that start with = + - @ with ' (spreadsheet
+    # formula injection); off by default because it changes the caller's data.
+    escape_formulas: bool = False
 
     @classmethod
     def from_env(cls) -> BatchOptions:
         return cls(
+            limits=BatchLimits.from_env(),
+            escape_formulas=env_bool("MLSERVE_BATCH_ESCAPE_FORMULAS", False),
             probabilities=env_bool("MLSERVE_BATCH_PROBABILITIES", False),
             chunk_bytes=int(env_number("MLSERVE_BATCH_CHUNK_BYTES", DEFAULT_CHUNK_BYTES, minimum=64 * 1024)),
             max_listed=int(env_number("MLSERVE_BATCH_MAX_LISTED", 100)),
@@ -56,6 +64,7 @@ class ScoreResult:
     rejected_rows: list[dict[str, Any]] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)
     output_columns: list[str] = field(default_factory=list)
+    bytes_read: int = 0  # input bytes (decompressed) consumed so far: how far a stopped run got
 
 
 def csv_field(text: str) -> str:
@@ -171,11 +180,18 @@ def score_stream(
     sink: Sink,
     model: LoadedModel,
     options: BatchOptions = BatchOptions(),
+    *,
+    result: ScoreResult | None = None,
+    time_left: Callable[[], float] | None = None,
 ) -> ScoreResult:
     """Score a CSV byte stream (plain or gzip) into `sink`. The caller commits or aborts
-    the sink; InputError means the file as a whole was rejected."""
-    stream = open_binary(source)
-    header, header_raw, chunks = iter_chunks(stream, options.chunk_bytes)
+    the sink; InputError means the file as a whole was rejected (LimitExceeded: a bound
+    was passed). `result` (if given) is filled in as chunks go, so a caller still knows how
+    far a stopped run got; `time_left()` (seconds) below the deadline margin stops the run
+    with DeadlineReached between chunks."""
+    limits = options.limits
+    stream = open_binary(source, limits)
+    header, header_raw, chunks = iter_chunks(stream, options.chunk_bytes, limits)
     signature: tuple[ColumnSpec, ...] = model.spec.inputs
     positions_by_name: dict[str, int] = {}
     for position, name in enumerate(header):
@@ -186,7 +202,9 @@ def score_stream(
             f"the header is missing required column(s): {', '.join(missing)}",
             code="missing_columns",
         )
-    duplicated = sorted({n for n in header if header.count(n) > 1 and n in {c.name for c in signature}})
+    # Counter, not list.count per name: a wide header must cost linear time.
+    counts = Counter(header)
+    duplicated = sorted({c.name for c in signature if counts[c.name] > 1})
     if duplicated:
         raise InputError(f"the header repeats model column(s): {', '.join(duplicated)}", code="duplicate_columns")
     # Optional columns absent from the file are missing in every row (NaN/None).
@@ -201,7 +219,10 @@ def score_stream(
             code="probabilities_unsupported",
         )
     prob_columns = [f"probability_{c}" for c in classes or []]
-    result = ScoreResult(columns=header, output_columns=[*header, "prediction", *prob_columns, "model_version"])
+    result = result if result is not None else ScoreResult()
+    result.columns = header
+    result.output_columns = [*header, "prediction", *prob_columns, "model_version"]
+    passthrough = sorted(set(range(len(header))) - set(positions)) if options.escape_formulas else []
     sink.write(
         header_raw
         + ("," + ",".join(csv_field(c) for c in ["prediction", *prob_columns, "model_version"]) + "\n").encode()
@@ -211,7 +232,15 @@ def score_stream(
     ncols = len(header)
     consumed = len(header_raw)
 
+    result.bytes_read = consumed
     for chunk in chunks:
+        if time_left is not None and time_left() < limits.deadline_margin_seconds:
+            raise DeadlineReached(
+                f"stopped {limits.deadline_margin_seconds:g} s before the function's deadline after "
+                f"{result.rows_read} rows and {result.bytes_read} input bytes; the file needs more time "
+                "than one invocation has (split it, or raise the function timeout)",
+                code="deadline_reached",
+            )
         consumed += len(chunk.data)
         blank = chunk.ends == chunk.starts
         record_numbers = result.rows_read + np.cumsum(~blank)
@@ -290,8 +319,12 @@ def score_stream(
             prediction = predict_frame(model, frame)
             matrix = model.estimator.predict_proba(frame) if classes is not None else None
             suffixes = suffix_bytes(prediction.predictions, matrix, tail)
-            sink.write(interleave(chunk, scored_rows, suffixes))
+            output = interleave(chunk, scored_rows, suffixes)
+            if passthrough:
+                output = escape_formulas(output, passthrough, len(scored_rows))
+            sink.write(output)
             result.rows_scored += len(scored_rows)
+        result.bytes_read = consumed
         if options.progress is not None:
             options.progress(result.rows_read, consumed)
     if result.rows_read == 0:

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
 from mlserve.batch.core import BatchOptions, ScoreResult, score_stream
+from mlserve.batch.limits import LimitExceeded
 from mlserve.batch.output import S3MultipartSink, Sink
 from mlserve.errors import InputError, MlserveError
 from mlserve.live import LiveModel
@@ -31,6 +34,11 @@ INCOMING_PREFIX = "incoming/"
 SUFFIXES = (".csv", ".csv.gz")
 PREDICTIONS_SUFFIX = ".predictions.csv"
 REPORT_SUFFIX = ".report.json"
+# Output bytes kept for the web page's summary (uploads.SUMMARY_MAX_BYTES, plus one byte
+# to tell a partial summary).
+SUMMARY_CAPTURE_BYTES = 20 * 1024 * 1024 + 1
+# A web-page upload key: incoming/<32 hex job id>/<file name>
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 # A claim whose holder is past its Lambda deadline (plus slack) is abandoned.
 STALE_SLACK_SECONDS = 60.0
 
@@ -121,18 +129,50 @@ def build_report(
     return report
 
 
+class Superseded(MlserveError):
+    """A newer version of the input key exists: this version's results must not replace it."""
+
+
 def score_to_sink(
-    source: Any, sink: Sink, model: LoadedModel, options: BatchOptions, source_info: dict[str, Any], predictions: str
+    source: Any,
+    sink: Sink,
+    model: LoadedModel,
+    options: BatchOptions,
+    source_info: dict[str, Any],
+    predictions: str,
+    *,
+    time_left: Callable[[], float] | None = None,
+    before_commit: Callable[[], None] | None = None,
 ) -> tuple[dict[str, Any], Exception | None]:
     """Score, then commit (or abort) the sink; return (report, exception to re-raise).
 
-    An InputError rejects the file (report `rejected`, nothing to retry); anything else
-    is `failed`. The sink is aborted in both cases, so no partial predictions exist.
+    An InputError rejects the file (report `rejected`, nothing to retry); a passed limit
+    (LimitExceeded) is `failed` with the limit named and not retried either (the same input
+    fails the same way); anything else - DeadlineReached included - is `failed` and
+    re-raised so Lambda retries. The sink is aborted in every case, so no partial
+    predictions exist. `before_commit` may raise Superseded to keep the output from landing.
     """
     started = time.time()
+    result = ScoreResult()
     try:
-        result = score_stream(source, sink, model, options)
+        score_stream(source, sink, model, options, result=result, time_left=time_left)
+        if before_commit is not None:
+            before_commit()
         sink.commit()
+    except Superseded as exc:
+        _abort(sink)
+        return build_report(
+            status="superseded", source=source_info, started=started, ended=time.time(), model=model, error=exc
+        ), None
+    except LimitExceeded as exc:
+        _abort(sink)
+        logger.warning("batch input %s refused: %s", source_info.get("key") or source_info.get("path"), exc)
+        report = build_report(
+            status="failed", source=source_info, started=started, ended=time.time(), model=model, error=exc
+        )
+        report["progress"] = progress(result)
+        report["retryable"] = False
+        return report, None
     except InputError as exc:
         _abort(sink)
         return build_report(
@@ -141,9 +181,11 @@ def score_to_sink(
     except Exception as exc:
         _abort(sink)
         logger.exception("scoring %s failed", source_info.get("key"))
-        return build_report(
+        report = build_report(
             status="failed", source=source_info, started=started, ended=time.time(), model=model, error=exc
-        ), exc
+        )
+        report["progress"] = progress(result)
+        return report, exc
     return build_report(
         status="succeeded",
         source=source_info,
@@ -155,6 +197,11 @@ def score_to_sink(
     ), None
 
 
+def progress(result: ScoreResult) -> dict[str, int]:
+    """How far a stopped run got (its partial output was discarded)."""
+    return {"rows_read": result.rows_read, "rows_scored": result.rows_scored, "bytes_read": result.bytes_read}
+
+
 def _abort(sink: Sink) -> None:
     try:
         sink.abort()
@@ -162,12 +209,22 @@ def _abort(sink: Sink) -> None:
         logger.exception("aborting the output failed")
 
 
+def _precondition_failed(exc: Exception) -> bool:
+    from botocore.exceptions import ClientError
+
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in (
+        "PreconditionFailed",
+        "ConditionalRequestConflict",
+    )
+
+
 class S3Markers:
     """Claim/finish markers with S3 conditional writes (If-None-Match / If-Match)."""
 
-    def __init__(self, client: Any, bucket: str) -> None:
+    def __init__(self, client: Any, bucket: str, request_id: str | None = None) -> None:
         self.client = client
         self.bucket = bucket
+        self.request_id = request_id
 
     def _put(self, key: str, body: dict[str, Any], **condition: str) -> str:
         response = self.client.put_object(
@@ -178,32 +235,147 @@ class S3Markers:
     def claim(self, key: str, deadline: float) -> str | None:
         """Return the marker ETag when this invocation owns the work, None when the work
         is already done (a duplicate); raise ClaimHeld when another invocation has it."""
-        from botocore.exceptions import ClientError
-
         body = {"status": "in_progress", "claimed_at": _iso(time.time()), "deadline": deadline}
+        if self.request_id:
+            body["request_id"] = self.request_id
         try:
             return self._put(key, body, IfNoneMatch="*")
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "ConditionalRequestConflict"):
+        except Exception as exc:
+            if not _precondition_failed(exc):
                 raise
         current = self.client.get_object(Bucket=self.bucket, Key=key)
         state = json.loads(current["Body"].read())
         if state.get("status") == "done":
             return None
-        if state.get("status") == "in_progress" and time.time() < float(state.get("deadline", 0)) + STALE_SLACK_SECONDS:
+        # Lambda retries an asynchronous event with the same request id, and only after the
+        # previous attempt ended: an in-progress claim carrying our own id is a dead attempt
+        # of this very event (e.g. killed), not a concurrent one - take it over at once.
+        own = bool(self.request_id) and state.get("request_id") == self.request_id
+        if (
+            not own
+            and state.get("status") == "in_progress"
+            and time.time() < float(state.get("deadline", 0)) + STALE_SLACK_SECONDS
+        ):
             raise ClaimHeld(f"s3://{self.bucket}/{key} is being scored by another invocation", code="claim_held")
         # `failed`, or a holder that died past its deadline: take over, atomically, so two
         # retries cannot both win.
         try:
             return self._put(key, body, IfMatch=current["ETag"])
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+        except Exception as exc:
+            if _precondition_failed(exc):
                 raise ClaimHeld(f"lost the race to take over s3://{self.bucket}/{key}", code="claim_held") from None
             raise
 
-    def finish(self, key: str, status: str, report_key: str) -> None:
-        done = "done" if status in ("succeeded", "rejected") else "failed"
+    def finish(self, key: str, status: str, report_key: str, *, final: bool = False) -> None:
+        done = "done" if final or status in ("succeeded", "rejected", "superseded") else "failed"
         self._put(key, {"status": done, "report": report_key, "finished_at": _iso(time.time())})
+
+
+def job_id_of(key: str) -> str | None:
+    """The web page's job id of an `incoming/<job id>/<file>` key (None for other keys)."""
+    parts = key[len(INCOMING_PREFIX) :].split("/")
+    return parts[0] if len(parts) == 2 and JOB_ID.match(parts[0]) else None
+
+
+def claim_job(client: Any, bucket: str, results_prefix: str, key: str, version: str) -> bool:
+    """A web-page job id scores ONE object version: the first event for it records
+    `<results>/.jobs/<job id>` with If-None-Match; any other object or version under the same
+    job id (a replayed presigned POST) is refused. The same version again (a retry) passes."""
+    job_id = job_id_of(key)
+    if job_id is None:
+        return True
+    prefix = results_prefix if results_prefix.endswith("/") else results_prefix + "/"
+    marker = f"{prefix}.jobs/{job_id}"
+    body = {"key": key, "version": version, "claimed_at": _iso(time.time())}
+    try:
+        client.put_object(
+            Bucket=bucket, Key=marker, Body=json.dumps(body).encode(), ContentType="application/json", IfNoneMatch="*"
+        )
+        return True
+    except Exception as exc:
+        if not _precondition_failed(exc):
+            raise
+    first = json.loads(client.get_object(Bucket=bucket, Key=marker)["Body"].read())
+    return bool(first.get("key") == key and first.get("version") == version)
+
+
+def current_version(client: Any, bucket: str, key: str) -> tuple[str | None, str | None]:
+    """(version id, etag) of the key's current object; (None, None) when it is gone."""
+    from botocore.exceptions import ClientError
+
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        # Without s3:ListBucket (the role has none), a missing key answers 403, not 404.
+        if exc.response.get("Error", {}).get("Code") in ("403", "404", "NoSuchKey", "NotFound"):
+            return None, None
+        raise
+    return head.get("VersionId"), str(head.get("ETag", "")).strip('"') or None
+
+
+def superseded_by(client: Any, item: S3Input, source_info: dict[str, Any]) -> str | None:
+    """The newer version of the input key, when this object version is no longer current.
+    Results are per key, so only the current version may write them: a late retry of an
+    older upload must never replace the results of a newer one."""
+    ours_version = source_info.get("version_id") or item.version_id
+    ours_etag = source_info.get("etag") or item.etag
+    version, etag = current_version(client, item.bucket, item.key)
+    if version is None and etag is None:
+        return None  # deleted: nobody newer to protect
+    if ours_version and version and version != "null":
+        return None if version == ours_version else version
+    return None if etag == ours_etag else f"etag {etag}"
+
+
+def write_report(client: Any, item: S3Input, report_key: str, report: dict[str, Any], results_prefix: str) -> str:
+    """The plain report key when this version is current, else a per-version key under
+    `<results>/.superseded/` (the newer version's report stays where it is)."""
+    newer = superseded_by(client, item, report.get("input") or {})
+    key = report_key
+    if newer is not None:
+        prefix = results_prefix if results_prefix.endswith("/") else results_prefix + "/"
+        version = (report.get("input") or {}).get("version_id") or item.version_id or item.etag or "null"
+        relative = report_key[len(prefix) :]
+        key = f"{prefix}.superseded/{relative}/{version}.json"
+        report["superseded_by"] = newer
+    client.put_object(
+        Bucket=item.bucket, Key=key, Body=json.dumps(report, indent=1).encode(), ContentType="application/json"
+    )
+    return key
+
+
+class HeadCapture:
+    """A sink wrapper keeping the first `limit` bytes written, for the job page's summary
+    (computed here once, so the function needs no read access to results)."""
+
+    def __init__(self, inner: Sink, limit: int) -> None:
+        self.inner = inner
+        self.limit = limit
+        self.head = bytearray()
+
+    def write(self, data: bytes) -> None:
+        if len(self.head) < self.limit:
+            self.head += data[: self.limit - len(self.head)]
+        self.inner.write(data)
+
+    def commit(self) -> None:
+        self.inner.commit()
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+
+def write_summary(client: Any, bucket: str, head: bytes, report_key: str) -> None:
+    """The job page's summary of the predictions, cached beside the report
+    (`.summary.json`), so status polls do not re-parse up to 20 MB each time."""
+    from mlserve.uploads import SUMMARY_MAX_BYTES, SUMMARY_SUFFIX, summarize
+
+    try:
+        summary = summarize(bytes(head[:SUMMARY_MAX_BYTES]), partial=len(head) > SUMMARY_MAX_BYTES)
+        key = report_key.removesuffix(REPORT_SUFFIX) + SUMMARY_SUFFIX
+        client.put_object(Bucket=bucket, Key=key, Body=json.dumps(summary).encode(), ContentType="application/json")
+    except Exception:  # the page computes it itself when the cache is missing
+        logger.exception("caching the summary beside %s failed", report_key)
 
 
 def process_s3_object(
@@ -214,8 +386,11 @@ def process_s3_object(
     results_prefix: str = "results/",
     options: BatchOptions | None = None,
     deadline: float | None = None,
+    time_left: Callable[[], float] | None = None,
+    request_id: str | None = None,
 ) -> dict[str, Any]:
-    """Score one uploaded object; returns the report (or a `skipped`/`duplicate` note)."""
+    """Score one uploaded object; returns the report (or a `skipped`/`duplicate`/
+    `replay_refused` note). `time_left()` is the invocation's remaining seconds."""
     options = options or BatchOptions.from_env()
     key = item.key
     if not key.startswith(INCOMING_PREFIX) or not key.endswith(SUFFIXES):
@@ -224,7 +399,15 @@ def process_s3_object(
         return {"status": "skipped", "key": key}
     predictions_key, report_key, relative = result_keys(key, results_prefix)
     version = item.version_id or item.etag or "null"
-    markers = S3Markers(client, item.bucket)
+    if not claim_job(client, item.bucket, results_prefix, key, version):
+        logger.warning(
+            "refusing s3://%s/%s version %s: its job id already scored another upload (replayed upload?)",
+            item.bucket,
+            key,
+            version,
+        )
+        return {"status": "replay_refused", "key": key, "version": version}
+    markers = S3Markers(client, item.bucket, request_id)
     marker = marker_key(relative, results_prefix, version)
     if markers.claim(marker, deadline or time.time() + 900) is None:
         logger.info("duplicate event for s3://%s/%s version %s: already scored", item.bucket, key, version)
@@ -234,6 +417,13 @@ def process_s3_object(
     started = time.time()
     model: LoadedModel | None = None
     error: Exception | None = None
+    sink: HeadCapture | None = None
+
+    def guard() -> None:
+        newer = superseded_by(client, item, source_info)
+        if newer is not None:
+            raise Superseded(f"a newer version ({newer}) of {key} was uploaded; its results stand", code="superseded")
+
     try:
         model = live.get()  # ONE version for the whole file, whatever lands mid-file
         get_kwargs = {"VersionId": item.version_id} if item.version_id else {}
@@ -241,8 +431,13 @@ def process_s3_object(
         source_info["etag"] = str(obj.get("ETag", "")).strip('"') or item.etag
         source_info["version_id"] = obj.get("VersionId") or item.version_id
         source_info["size"] = obj.get("ContentLength")
-        sink = S3MultipartSink(client, item.bucket, predictions_key, part_bytes=options.part_bytes)
-        report, error = score_to_sink(obj["Body"], sink, model, options, source_info, predictions_key)
+        sink = HeadCapture(
+            S3MultipartSink(client, item.bucket, predictions_key, part_bytes=options.part_bytes),
+            SUMMARY_CAPTURE_BYTES if job_id_of(key) else 0,  # only web-page jobs show a summary
+        )
+        report, error = score_to_sink(
+            obj["Body"], sink, model, options, source_info, predictions_key, time_left=time_left, before_commit=guard
+        )
     except Exception as exc:
         logger.exception("batch job for %s failed before scoring", key)
         report, error = (
@@ -251,10 +446,10 @@ def process_s3_object(
             ),
             exc,
         )
-    client.put_object(
-        Bucket=item.bucket, Key=report_key, Body=json.dumps(report, indent=1).encode(), ContentType="application/json"
-    )
-    markers.finish(marker, report["status"], report_key)
+    written = write_report(client, item, report_key, report, results_prefix)
+    if report["status"] == "succeeded" and written == report_key and sink is not None and job_id_of(key):
+        write_summary(client, item.bucket, bytes(sink.head), report_key)
+    markers.finish(marker, report["status"], written, final=report.get("retryable") is False)
     if model is not None:  # EMF, model_name/model_version dimensions; flushed by the handler
         record_rows_scored(model, report["rows_scored"], report["rows_rejected"])
     logger.info(

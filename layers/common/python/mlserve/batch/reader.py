@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from mlserve.batch.limits import BatchLimits, BoundedReader, CountingFile, CountingRaw, limit_error
 from mlserve.errors import InputError
 
 BOM = b"\xef\xbb\xbf"
@@ -25,30 +26,26 @@ NL, QUOTE, COMMA, CR = 10, 34, 44, 13
 DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
 
 
-class _RawAdapter(io.RawIOBase):
-    """Any object with `.read(n)` (botocore's StreamingBody included) as a raw stream,
-    so it can sit under io.BufferedReader / gzip.GzipFile."""
-
-    def __init__(self, source: Any) -> None:
-        self._source = source
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._source.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        return n
-
-
-def open_binary(source: Any) -> io.BufferedIOBase:
+def open_binary(source: Any, limits: BatchLimits | None = None) -> io.BufferedReader:
     """A buffered binary stream over `source`, transparently un-gzipped (detected by the
-    magic bytes, not the key, so a mislabelled file still works)."""
-    stream = io.BufferedReader(_RawAdapter(source), buffer_size=1024 * 1024)
-    if stream.peek(2)[:2] == GZIP_MAGIC:
-        return io.BufferedReader(gzip.GzipFile(fileobj=stream, mode="rb"), buffer_size=1024 * 1024)
-    return stream
+    magic bytes, not the key, so a mislabelled file still works) and bounded by `limits`
+    (total and decompression ratio, checked while reading). `stream.raw` is the
+    BoundedReader: its `bytes_read` is how far the input was read."""
+    limits = limits or BatchLimits()
+    wire = CountingRaw(source)
+    peekable = io.BufferedReader(wire, buffer_size=1024 * 1024)
+    compressed = peekable.peek(2)[:2] == GZIP_MAGIC
+    if not compressed:
+        return io.BufferedReader(BoundedReader(peekable, wire, limits, False), buffer_size=1024 * 1024)
+    consumed = CountingFile(peekable)  # compressed bytes the decompressor really took
+    inner = gzip.GzipFile(fileobj=consumed, mode="rb")  # type: ignore[call-overload]
+    return io.BufferedReader(BoundedReader(inner, consumed, limits, True), buffer_size=1024 * 1024)
+
+
+def is_gzip_file(path: Any) -> bool:
+    """Whether a local file is gzip, reading its first two bytes only."""
+    with open(path, "rb") as handle:
+        return handle.read(2) == GZIP_MAGIC
 
 
 @dataclass
@@ -111,29 +108,71 @@ def _split(data: bytes, final: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return starts, ends, fields, newlines[newlines < consumed], consumed, open_quote and final
 
 
+def _too_long(what: str, limit: int, line: int) -> Exception:
+    return limit_error(
+        "record_too_long",
+        f"{what} starting at line {line} is longer than {limit} bytes",
+        "MLSERVE_BATCH_MAX_RECORD_BYTES / context batch_max_record_bytes",
+    )
+
+
+def _check_record_lengths(starts: np.ndarray, ends: np.ndarray, limit: int, first_line: int) -> None:
+    if len(starts):
+        lengths = ends - starts
+        longest = int(np.argmax(lengths))
+        if int(lengths[longest]) > limit:
+            raise _too_long(f"record {longest + 1} of the block", limit, first_line)
+
+
 def iter_chunks(
-    stream: io.BufferedIOBase, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    stream: io.BufferedIOBase, chunk_bytes: int = DEFAULT_CHUNK_BYTES, limits: BatchLimits | None = None
 ) -> tuple[list[str], bytes, Iterator[Chunk]]:
     """Read the header, then yield chunks of whole records.
 
     Returns (column names, the header's raw bytes, chunk iterator). Raises InputError for
-    an empty file or a header that is not valid UTF-8 CSV.
+    an empty file or a header that is not valid UTF-8 CSV, and LimitExceeded for a record
+    longer than `limits.max_record_bytes` or a header wider than `limits.max_columns` -
+    detected while reading, so one endless line never has to fit in memory.
     """
-    buffer = stream.read(chunk_bytes)
-    if buffer.startswith(BOM):
-        buffer = buffer[len(BOM) :]
-    # The header may be longer than a block (very wide files): read until it ends.
+    limits = limits or BatchLimits()
+    max_record = limits.max_record_bytes
+    pieces = [stream.read(chunk_bytes)]
+    if pieces[0].startswith(BOM):
+        pieces[0] = pieces[0][len(BOM) :]
+    held = len(pieces[0])
+    # The header may be longer than a block (very wide files): read until it ends, keeping
+    # the blocks in a list (no re-copy per block) and joining only when a newline arrived.
     while True:
-        starts, ends, _, _, consumed, _ = _split(buffer, final=False)
+        buffer = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        pieces = [buffer]
+        starts, ends, fields, _, consumed, _ = _split(buffer, final=False)
         if len(starts) or not buffer:
             break
-        more = stream.read(chunk_bytes)
+        while True:
+            if held > max_record:
+                raise _too_long("the header row", max_record, 1)
+            more = stream.read(chunk_bytes)
+            if not more or b"\n" in more:
+                break
+            pieces.append(more)
+            held += len(more)
         if not more:
-            starts, ends, _, _, consumed, _ = _split(buffer, final=True)
+            buffer = b"".join(pieces)
+            starts, ends, fields, _, consumed, _ = _split(buffer, final=True)
             break
-        buffer += more
+        pieces.append(more)
+        held += len(more)
     if not len(starts) or not buffer.strip():
         raise InputError("the file is empty: it has no header row", code="empty_file")
+    if int(ends[0] - starts[0]) > max_record:
+        raise _too_long("the header row", max_record, 1)
+    if int(fields[0]) > limits.max_columns:
+        # Counted from the raw bytes (unquoted commas), before any per-column Python work.
+        raise limit_error(
+            "too_many_columns",
+            f"the header has {int(fields[0])} columns, more than {limits.max_columns}",
+            "MLSERVE_BATCH_MAX_COLUMNS / context batch_max_columns",
+        )
     header_raw = buffer[starts[0] : ends[0]]
     try:
         header = next(csv.reader([header_raw.decode("utf-8")]))
@@ -147,21 +186,40 @@ def iter_chunks(
     line = 1 + header_raw.count(b"\n") + 1
 
     def chunks() -> Iterator[Chunk]:
-        nonlocal rest, line
-        pending = rest
+        nonlocal line
+        # The unfinished record carried over, as a list of blocks: a record that spans many
+        # blocks is joined once when its end may have arrived, never re-copied per block.
+        pending = [rest] if rest else []
+        pending_bytes = len(rest)
         eof = False
         while not eof:
             block = stream.read(chunk_bytes)
             eof = not block
-            data = pending + block if block else pending
+            if block and pending and b"\n" not in block:
+                pending.append(block)
+                pending_bytes += len(block)
+                if pending_bytes > max_record:
+                    raise _too_long("a record", max_record, line)
+                continue
+            if block:
+                pending.append(block)
+            data = pending[0] if len(pending) == 1 else b"".join(pending)
+            pending, pending_bytes = [], 0
             if not data:
                 return
             s, e, f, nls, consumed, unterminated = _split(data, final=eof)
             if consumed == 0:
-                pending = data  # one record longer than a block: keep reading
+                if len(data) > max_record:
+                    raise _too_long("a record", max_record, line)
+                pending, pending_bytes = [data], len(data)  # one record longer than a block: keep reading
                 continue
+            _check_record_lengths(s, e, max_record, line)
             body = data[:consumed] if consumed < len(data) else data
-            pending = data[consumed:]
+            if consumed < len(data):
+                tail = data[consumed:]
+                if len(tail) > max_record:
+                    raise _too_long("a record", max_record, line + len(nls))
+                pending, pending_bytes = [tail], len(tail)
             yield Chunk(body, s, e, f, nls, line, unterminated)
             line += len(nls)
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from mlserve.batch.core import BatchOptions
-from mlserve.batch.job import inputs_from_event, process_s3_object
+from mlserve.batch.job import ClaimHeld, S3Input, inputs_from_event, process_s3_object
 from mlserve.config import Settings
 from mlserve.live import LiveModel
 from mlserve.observability import on_model_swap
 from mlserve.store import open_store
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,18 +41,15 @@ class BatchRuntime:
         )
         return cls(settings, live, client, BatchOptions.from_env())
 
-    def handle_event(self, event: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:
-        results = [
-            process_s3_object(
-                self.s3,
-                item,
-                self.live,
-                results_prefix=self.settings.results_prefix,
-                options=self.options,
-                deadline=deadline,
-            )
-            for item in inputs_from_event(event)
-        ]
+    def handle_event(
+        self,
+        event: dict[str, Any],
+        deadline: float | None = None,
+        *,
+        time_left: Callable[[], float] | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        results = [self._handle_one(item, deadline, time_left, request_id) for item in inputs_from_event(event)]
         return {
             "results": [
                 {k: r.get(k) for k in ("status", "key", "rows_scored", "rows_rejected")}
@@ -56,3 +57,27 @@ class BatchRuntime:
                 for r in results
             ]
         }
+
+    def _handle_one(
+        self,
+        item: S3Input,
+        deadline: float | None,
+        time_left: Callable[[], float] | None,
+        request_id: str | None,
+    ) -> dict[str, Any]:
+        try:
+            return process_s3_object(
+                self.s3,
+                item,
+                self.live,
+                results_prefix=self.settings.results_prefix,
+                options=self.options,
+                deadline=deadline,
+                time_left=time_left,
+                request_id=request_id,
+            )
+        except ClaimHeld as exc:
+            # A duplicate delivery while another invocation scores this version: that one
+            # writes the report. Not an error (no retry, no Errors metric, no DLQ).
+            logger.info("not scoring s3://%s/%s now: %s", item.bucket, item.key, exc)
+            return {"status": "claim_held", "key": item.key}
