@@ -198,7 +198,7 @@ def test_existing_provider_custom_branch_and_no_diff_role() -> None:
 def test_bootstrap_roles_of_every_environment_region_and_custom_qualifier() -> None:
     environments = {
         "dev": {"environment": "dev", "region": "eu-west-1"},
-        "prod": {"environment": "prod", "region": "us-east-1"},
+        "prod": {"environment": "prod", "region": "us-east-1", "upload_cors_origins": ["https://ml.example.com"]},
     }
     _, stack, template = synth_role_stack(environments=environments, **{"@aws-cdk/core:bootstrapQualifier": "team1"})
     (statement,) = role_statements(template, role_id(stack, stack.deploy_role))

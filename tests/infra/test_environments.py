@@ -82,7 +82,12 @@ def test_one_account_can_hold_both(both: dict[str, MlserveStack]) -> None:
 def test_entry_settings_and_placement_win_over_the_flat_context() -> None:
     environments = {
         "dev": {"account": "111111111111", "region": "eu-west-1", "model_name": "churn", "auth": "iam"},
-        "prod": {"account": "222222222222", "region": "eu-central-1", "alarm_email": "oncall@example.com"},
+        "prod": {
+            "account": "222222222222",
+            "region": "eu-central-1",
+            "alarm_email": "oncall@example.com",
+            "upload_cors_origins": ["https://ml.example.com"],
+        },
     }
     (dev,) = stacks_of(deploy_env="dev", environments=environments)
     assert (dev.stack_name, dev.account, dev.region) == ("Mlserve-dev", "111111111111", "eu-west-1")
@@ -123,7 +128,7 @@ def test_bad_environment_context_names_the_key(overrides: dict[str, Any], messag
 
 
 def test_resolve_defaults_the_tier_to_the_name() -> None:
-    target = resolve(context(environments={"prod": {}}).get, "prod")
+    target = resolve(context(environments={"prod": {"upload_cors_origins": ["https://ml.example.com"]}}).get, "prod")
     assert target.config.is_prod and target.account is None and target.region is None
 
 
