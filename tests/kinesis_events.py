@@ -9,7 +9,9 @@ from datetime import datetime
 from typing import Any
 
 
-def kinesis_event(records: list[dict[str, Any]], stream_arn: str, shard_id: str, region: str = "us-east-1") -> dict[str, Any]:
+def kinesis_event(
+    records: list[dict[str, Any]], stream_arn: str, shard_id: str, region: str = "us-east-1"
+) -> dict[str, Any]:
     """``get_records()["Records"]`` of one shard -> the ``{"Records": [...]}`` Lambda gets."""
     items = []
     for record in records:
@@ -45,10 +47,9 @@ def shard_batches(kinesis: Any, stream: str, batch_size: int) -> list[dict[str, 
         )["ShardIterator"]
         while iterator:
             response = kinesis.get_records(ShardIterator=iterator, Limit=batch_size)
-            if response["Records"]:
-                events.append(kinesis_event(response["Records"], description["StreamARN"], shard["ShardId"]))
-            if not response["Records"] or response.get("MillisBehindLatest", 0) == 0 and len(response["Records"]) < batch_size:
+            if not response["Records"]:
                 break
+            events.append(kinesis_event(response["Records"], description["StreamARN"], shard["ShardId"]))
             iterator = response.get("NextShardIterator")
     return events
 

@@ -30,14 +30,18 @@ class StreamWorld:
         """put_records (partition key, payload) in order; returns the sequence numbers."""
         records = []
         for key, payload in payloads:
-            data = payload if isinstance(payload, bytes) else (payload if isinstance(payload, str) else json.dumps(payload))
+            data = (
+                payload
+                if isinstance(payload, bytes)
+                else (payload if isinstance(payload, str) else json.dumps(payload))
+            )
             records.append({"Data": data.encode() if isinstance(data, str) else data, "PartitionKey": key})
         response = self.kinesis.put_records(StreamName=IN_STREAM, Records=records)
         assert response["FailedRecordCount"] == 0
         return [entry["SequenceNumber"] for entry in response["Records"]]
 
     def failures(self) -> list[dict[str, Any]]:
-        messages = []
+        messages: list[dict[str, Any]] = []
         while True:
             got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
             if not got:
@@ -81,7 +85,13 @@ def stream_world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[St
 
 @pytest.fixture
 def published_world(stream_world: StreamWorld, demo_registry: Any) -> StreamWorld:
-    publish(stream_world.store, demo_registry.classifier_dir, name=MODEL, version="1", run_id=demo_registry.classifier_run_id)
+    publish(
+        stream_world.store,
+        demo_registry.classifier_dir,
+        name=MODEL,
+        version="1",
+        run_id=demo_registry.classifier_run_id,
+    )
     return stream_world
 
 

@@ -166,9 +166,8 @@ def test_a_new_upload_of_the_same_key_is_scored_again(published: World, breast_c
 def test_shares_results_and_markers_with_dropped_csvs(published: World, breast_cancer: pd.DataFrame) -> None:
     """A CSV dropped into incoming/ and scored by the S3-triggered function is up to date
     for a schedule over incoming/: one result, one marker, one scoring."""
-    from tests.unit.batch.conftest import FakeContext, s3_event
-
     from lambda_batch.handler import handler as dropped
+    from tests.unit.batch.conftest import FakeContext, s3_event
 
     response = published.s3.put_object(
         Bucket=BUCKET, Key="incoming/x.csv", Body=breast_cancer.head(5).to_csv(index=False).encode()

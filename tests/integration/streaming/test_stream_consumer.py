@@ -115,9 +115,7 @@ def test_model_that_cannot_load_fails_the_whole_batch(stream_world: StreamWorld,
     assert stream_world.failures() == []
 
 
-def test_a_tampered_model_fails_the_batch_instead_of_scoring(
-    published_world: StreamWorld, breast_cancer: Any
-) -> None:
+def test_a_tampered_model_fails_the_batch_instead_of_scoring(published_world: StreamWorld, breast_cancer: Any) -> None:
     """A live pointer whose checksum does not match the artifact: refused before loading."""
     s3 = published_world.s3
     from tests.conftest import MODEL_BUCKET

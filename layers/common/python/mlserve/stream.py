@@ -334,9 +334,7 @@ class FirehoseWriter:
             )
             if not response.get("FailedPutCount"):
                 return []
-            return [
-                i for i, entry in zip(indices, response["RequestResponses"], strict=True) if entry.get("ErrorCode")
-            ]
+            return [i for i, entry in zip(indices, response["RequestResponses"], strict=True) if entry.get("ErrorCode")]
 
         sizes = [len(data) + 1 for data, _ in items]
         failed: list[int] = []

@@ -74,9 +74,7 @@ def parse_request(event: dict[str, Any], allowed_prefixes: dict[str, str]) -> Sc
     prefix = allowed_prefixes[name]
     given = event.get("input_prefix")
     if given is not None and given != prefix:
-        raise MlserveError(
-            f"schedule {name!r} scores {prefix!r}, not {given!r}", code="bad_schedule_event"
-        )
+        raise MlserveError(f"schedule {name!r} scores {prefix!r}, not {given!r}", code="bad_schedule_event")
     return ScheduleRequest(name, prefix)
 
 
