@@ -240,3 +240,24 @@ def test_schedule_scores_two_files_and_a_rerun_scores_none(
     rerun = json.loads(response["Payload"].read())
     assert "FunctionError" not in response, rerun
     assert rerun["files_scored"] == 0 and rerun["files_up_to_date"] >= 2, rerun
+
+
+def test_stream_latency_put_to_output(streaming: Deployed, breast_cancer: Any) -> None:
+    """Figure for docs/streaming.md (no timing assert): ten single records, one at a time,
+    each read back from the output stream. Written to MLSERVE_STREAM_LATENCY_OUT if set."""
+    import os
+    import statistics
+
+    from benchmarks.streaming import measure_latency
+
+    row = breast_cancer.head(1).to_dict(orient="records")[0]
+    samples = measure_latency(
+        streaming.client("kinesis"), streaming.outputs["StreamInputName"], streaming.outputs["StreamOutputName"], row
+    )
+    assert len(samples) == 10
+    figures = {"samples_seconds": samples, "p50": statistics.median(samples), "max": max(samples)}
+    print(f"e2e stream latency put -> output record: {figures}")
+    target = os.environ.get("MLSERVE_STREAM_LATENCY_OUT")
+    if target:
+        with open(target, "w") as handle:
+            json.dump(figures, handle, indent=1)
