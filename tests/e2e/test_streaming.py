@@ -122,8 +122,11 @@ def test_stream_predictions_equal_model_predict(streaming: Deployed, demo_regist
     sent_at = time.time()
     sequence_numbers = put(streaming, payloads)
     ids = {f"{run}-{i}" for i in range(10)}
+    # Generous: the consumer's first invocation is a cold start (deps layer import), slow on a busy emulator.
     found = wait_for(
-        "10 prediction records on the output stream", lambda: (lambda f: f if len(f) == 10 else None)(tail.by_id(ids))
+        "10 prediction records on the output stream",
+        lambda: (lambda f: f if len(f) == 10 else None)(tail.by_id(ids)),
+        timeout=420,
     )
     expected = model_predict(demo_registry, frame)
     pointer = live_model(streaming, demo_registry)
