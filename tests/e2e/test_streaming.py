@@ -5,7 +5,7 @@ in the failure queue with its reason while the records around it are scored; the
 fires and scores two CSVs, and a rerun scores nothing.
 
 Needs the stack deployed with the stream and a schedule that fires every minute, e.g.
-``-c stream=true -c stream_batching_window_seconds=0
+``-c stream=true -c stream_batching_window_seconds=0 -c functions='{"stream":{"timeout_seconds":300}}'
 -c schedules='[{"name":"e2e","cron":"* * * * ? *","input_prefix":"scheduled/e2e/"}]'``
 in MLSERVE_E2E_CDK_CONTEXT; skipped with the reason otherwise."""
 
