@@ -149,12 +149,17 @@ class MlserveStack(Stack):
                 "batch": self.batch.function,
                 "redeploy": self.promotion.redeploy_function,
                 "webhook": self.promotion.webhook_function,
+                **({"stream": self.streaming.function} if self.streaming is not None else {}),
+                **({"scheduled": self.scheduled.function} if self.scheduled is not None else {}),
             },
             batch_dlq=self.batch.dead_letter_queue,
             event_bus=self.promotion.bus,
             alarm_email=config.alarm_email,
             removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
         )
+
+        if self.streaming is not None:
+            self.stream_alarms = self.streaming.add_alarms(self.monitoring.topic)
 
         self._acknowledge_cdk_provided_findings()
 

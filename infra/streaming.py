@@ -14,6 +14,8 @@ Least privilege: the function reads exactly the input stream, writes exactly the
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kinesisfirehose as firehose
@@ -21,6 +23,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -137,6 +140,38 @@ class StreamScoring(Construct):
         self.failure_queue.grant_send_messages(self.role)
         model_store.grant_read_model(self.role)
         self._acknowledge_findings(config, model_store)
+
+    def add_alarms(self, topic: sns.ITopic, iterator_age_seconds: int = 300) -> dict[str, cloudwatch.Alarm]:
+        """Alarms on the alarm topic: anything in the failure queue (malformed records or
+        batches that exhausted their retries), and a consumer falling behind its shard."""
+        action = cw_actions.SnsAction(topic)
+        alarms = {
+            "StreamFailures": cloudwatch.Alarm(
+                self,
+                "FailureQueueAlarm",
+                metric=self.failure_queue.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)),
+                alarm_description="stream: records in the failure queue (malformed or retries exhausted)",
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            "StreamIteratorAge": cloudwatch.Alarm(
+                self,
+                "IteratorAgeAlarm",
+                metric=self.function.metric("IteratorAge", statistic="Maximum", period=Duration.minutes(1)),
+                alarm_description=f"stream: consumer more than {iterator_age_seconds}s behind its shard",
+                threshold=iterator_age_seconds * 1000,
+                evaluation_periods=5,
+                datapoints_to_alarm=3,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+        }
+        for created in alarms.values():
+            created.add_alarm_action(action)
+            created.add_ok_action(action)
+        return alarms
 
     def _delivery_stream(
         self, config: ServingConfig, bucket: s3.IBucket, removal: RemovalPolicy

@@ -228,3 +228,16 @@ def test_config_errors_name_the_key(context: dict[str, Any], message: str) -> No
     with pytest.raises(ConfigError) as error:
         ServingConfig.from_mapping(context)
     assert message in str(error.value)
+
+
+def test_alarms_cover_the_new_functions_and_the_failure_queue(streamed: Synth) -> None:
+    stack = streamed.stack
+    assert {"StreamErrors", "StreamThrottles", "ScheduledErrors", "ScheduledThrottles"} <= set(stack.monitoring.alarms)
+    topic = f"<{streamed.logical_id(stack.monitoring.topic)}>"
+    for key in ("StreamFailures", "StreamIteratorAge"):
+        props = streamed.resources[streamed.logical_id(stack.stream_alarms[key])]["Properties"]
+        assert [render(a) for a in props["AlarmActions"]] == [topic]
+    failures = streamed.resources[streamed.logical_id(stack.stream_alarms["StreamFailures"])]["Properties"]
+    assert failures["MetricName"] == "ApproximateNumberOfMessagesVisible" and failures["Threshold"] == 1
+    age = streamed.resources[streamed.logical_id(stack.stream_alarms["StreamIteratorAge"])]["Properties"]
+    assert age["MetricName"] == "IteratorAge" and age["Threshold"] == 300_000
