@@ -21,7 +21,7 @@ ARCHITECTURES: tuple[Architecture, ...] = ("arm64", "x86_64")
 AUTH_MODES: tuple[AuthMode, ...] = ("api_key", "iam", "none")
 ENVIRONMENTS: tuple[Environment, ...] = ("dev", "prod")
 BUNDLE_DEPS_MODES: tuple[BundleDeps, ...] = ("layer", "function")
-FUNCTION_KINDS = ("api", "batch", "promote", "webhook")
+FUNCTION_KINDS = ("api", "batch", "promote", "webhook", "stream", "scheduled")
 
 # Values CloudWatch Logs accepts for a log group's retention.
 LOG_RETENTION_DAYS = (
@@ -87,11 +87,35 @@ DEFAULTS: dict[str, Any] = {
     "batch_escape_formulas": False,
     # Days incoming/ and results/ objects live in the batch bucket (0 = keep forever).
     "batch_retention_days": 30,
+    # Streaming (off by default): a Kinesis input stream, a Lambda event source mapping
+    # (batch size, batching window, ReportBatchItemFailures, bisect on error, on-failure SQS
+    # destination, max record age, retries) and the predictions out to a second Kinesis
+    # stream or a Firehose delivery stream into the batch bucket (stream_output).
+    "stream": False,
+    "stream_output": "kinesis",
+    "stream_shards": 1,
+    "stream_retention_hours": 24,
+    "stream_batch_size": 100,
+    "stream_batching_window_seconds": 1,
+    "stream_bisect_on_error": True,
+    "stream_max_record_age_seconds": 3600,
+    "stream_retry_attempts": 3,
+    "stream_parallelization_factor": 1,
+    # Scheduled batch: EventBridge Scheduler schedules [{name, cron, input_prefix}] that
+    # score every CSV under input_prefix with no results for the live version; their time
+    # zone, flexible window (0 = off) and the bounds of one run.
+    "schedules": [],
+    "schedule_timezone": "UTC",
+    "schedule_flexible_window_minutes": 0,
+    "schedule_max_files": 100,
+    "schedule_stop_margin_seconds": 60,
     "functions": {
         "api": {"memory_mb": 2048, "timeout_seconds": 29},
         "batch": {"memory_mb": 3008, "timeout_seconds": 900},
         "promote": {"memory_mb": 2048, "timeout_seconds": 300},
         "webhook": {"memory_mb": 256, "timeout_seconds": 10},
+        "stream": {"memory_mb": 2048, "timeout_seconds": 60},
+        "scheduled": {"memory_mb": 3008, "timeout_seconds": 900},
     },
 }
 
@@ -104,6 +128,32 @@ class ConfigError(ValueError):
 class FunctionSettings:
     memory_mb: int
     timeout_seconds: int
+
+
+StreamOutput = Literal["kinesis", "firehose"]
+STREAM_OUTPUTS: tuple[StreamOutput, ...] = ("kinesis", "firehose")
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """One scheduled batch: ``cron`` is a Scheduler expression (``cron(...)``/``rate(...)``)."""
+
+    name: str
+    expression: str
+    input_prefix: str
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    output: StreamOutput
+    shards: int
+    retention_hours: int
+    batch_size: int
+    batching_window_seconds: int
+    bisect_on_error: bool
+    max_record_age_seconds: int
+    retry_attempts: int
+    parallelization_factor: int
 
 
 @dataclass(frozen=True)
@@ -142,6 +192,15 @@ class ServingConfig:
     batch_max_decompression_ratio: float = DEFAULTS["batch_max_decompression_ratio"]
     batch_escape_formulas: bool = DEFAULTS["batch_escape_formulas"]
     batch_retention_days: int = DEFAULTS["batch_retention_days"]
+    # None when context 'stream' is false.
+    stream: StreamSettings | None = None
+    stream_function: FunctionSettings = FunctionSettings(2048, 60)
+    schedules: tuple[ScheduleSettings, ...] = ()
+    schedule_timezone: str = "UTC"
+    schedule_flexible_window_minutes: int = 0
+    schedule_max_files: int = 100
+    schedule_stop_margin_seconds: int = 60
+    scheduled_function: FunctionSettings = FunctionSettings(3008, 900)
 
     @property
     def python_version(self) -> str:
@@ -223,6 +282,19 @@ class ServingConfig:
             ),
             batch_escape_formulas=_bool("batch_escape_formulas", value("batch_escape_formulas")),
             batch_retention_days=_int("batch_retention_days", value("batch_retention_days"), 0, 36500),
+            stream=_stream_settings(value) if _bool("stream", value("stream")) else None,
+            stream_function=functions["stream"],
+            schedules=_schedules(value("schedules")),
+            schedule_timezone=_timezone(value("schedule_timezone")),
+            # Scheduler's flexible window is 1-1440 minutes; 0 turns it off.
+            schedule_flexible_window_minutes=_int(
+                "schedule_flexible_window_minutes", value("schedule_flexible_window_minutes"), 0, 1440
+            ),
+            schedule_max_files=_int("schedule_max_files", value("schedule_max_files"), 1, 100_000),
+            schedule_stop_margin_seconds=_int(
+                "schedule_stop_margin_seconds", value("schedule_stop_margin_seconds"), 0, 600
+            ),
+            scheduled_function=functions["scheduled"],
         )
 
     @classmethod
@@ -434,3 +506,94 @@ def _bundle_deps(raw: Any) -> BundleDeps:
             f"function (deps copied into each function's code, for LocalStack's free edition), got {raw!r}"
         )
     return cast(BundleDeps, raw)
+
+
+def _stream_settings(value: Callable[[str], Any]) -> StreamSettings:
+    """The event source mapping's limits are Lambda's own (Kinesis source)."""
+    age = _int("stream_max_record_age_seconds", value("stream_max_record_age_seconds"), -1, 604_800)
+    if age != -1 and age < 60:
+        raise ConfigError(f"context 'stream_max_record_age_seconds' must be -1 (no limit) or 60-604800, got {age}")
+    output = value("stream_output")
+    if output not in STREAM_OUTPUTS:
+        raise ConfigError(f"context 'stream_output' must be kinesis or firehose, got {output!r}")
+    return StreamSettings(
+        output=cast(StreamOutput, output),
+        shards=_int("stream_shards", value("stream_shards"), 1, 500),
+        retention_hours=_int("stream_retention_hours", value("stream_retention_hours"), 24, 8760),
+        batch_size=_int("stream_batch_size", value("stream_batch_size"), 1, 10_000),
+        batching_window_seconds=_int("stream_batching_window_seconds", value("stream_batching_window_seconds"), 0, 300),
+        bisect_on_error=_bool("stream_bisect_on_error", value("stream_bisect_on_error")),
+        max_record_age_seconds=age,
+        retry_attempts=_int("stream_retry_attempts", value("stream_retry_attempts"), -1, 10_000),
+        parallelization_factor=_int("stream_parallelization_factor", value("stream_parallelization_factor"), 1, 10),
+    )
+
+
+_SCHEDULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/=-]{0,511}/$")
+_RATE = re.compile(r"^rate\(\d+ (minute|minutes|hour|hours|day|days)\)$")
+_TIMEZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$")
+
+
+def _schedule_expression(key: str, raw: Any) -> str:
+    """``cron(m h dom mon dow y)`` (six fields, Scheduler's syntax), a bare six-field cron,
+    or ``rate(N unit)``."""
+    text = _non_empty_str(key, raw)
+    if _RATE.match(text):
+        return text
+    inner = text[5:-1] if text.startswith("cron(") and text.endswith(")") else text
+    fields = inner.split()
+    if len(fields) != 6 or not all(re.fullmatch(r"[0-9A-Za-z*?,/#L W-]+", f) for f in fields):
+        raise ConfigError(
+            f"context {key!r} must be a six-field cron like '0 2 * * ? *' (or cron(...)/rate(...)), got {raw!r}"
+        )
+    if fields[2] != "?" and fields[4] != "?":
+        raise ConfigError(f"context {key!r}: day-of-month or day-of-week must be '?' in a Scheduler cron, got {raw!r}")
+    return f"cron({' '.join(fields)})"
+
+
+def _schedules(raw: Any) -> tuple[ScheduleSettings, ...]:
+    """``[{"name", "cron", "input_prefix"}]`` (a JSON string with ``-c schedules='[...]'``)."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw) if raw.strip() else []
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"context 'schedules' is not valid JSON: {error}") from None
+    if not isinstance(raw, list | tuple):
+        raise ConfigError(f"context 'schedules' must be a list of {{name, cron, input_prefix}}, got {raw!r}")
+    result: list[ScheduleSettings] = []
+    for index, item in enumerate(raw):
+        key = f"schedules[{index}]"
+        if not isinstance(item, Mapping) or set(item) != {"name", "cron", "input_prefix"}:
+            raise ConfigError(
+                f"context {key!r} must be an object with exactly name, cron and input_prefix, got {item!r}"
+            )
+        name = item["name"]
+        if not isinstance(name, str) or not _SCHEDULE_NAME.match(name):
+            raise ConfigError(
+                f"context '{key}.name' must start with a letter or digit and contain only letters, digits, "
+                f"'.', '_' or '-' (max 64), got {name!r}"
+            )
+        prefix = item["input_prefix"]
+        if not isinstance(prefix, str) or not _PREFIX.match(prefix) or ".." in prefix or "//" in prefix:
+            raise ConfigError(
+                f"context '{key}.input_prefix' must be a key prefix ending in '/', like 'daily/', got {prefix!r}"
+            )
+        if prefix.startswith("results/"):
+            # Scoring results would write more results under the prefix it scores.
+            raise ConfigError(f"context '{key}.input_prefix' must not be under results/, got {prefix!r}")
+        result.append(ScheduleSettings(name, _schedule_expression(f"{key}.cron", item["cron"]), prefix))
+    names = [s.name for s in result]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"context 'schedules' has duplicate name(s) {duplicates}")
+    return tuple(result)
+
+
+def _timezone(raw: Any) -> str:
+    zone = _non_empty_str("schedule_timezone", raw)
+    if not _TIMEZONE.match(zone):
+        raise ConfigError(
+            f"context 'schedule_timezone' must be an IANA time zone like Europe/Berlin or UTC, got {raw!r}"
+        )
+    return zone

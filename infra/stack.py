@@ -21,6 +21,8 @@ from infra.monitoring import Monitoring
 from infra.nag import acknowledge
 from infra.online_api import OnlineApi
 from infra.promotion import Promotion
+from infra.schedules import ScheduledScoring
+from infra.streaming import StreamScoring
 
 
 class MlserveStack(Stack):
@@ -112,6 +114,30 @@ class MlserveStack(Stack):
             api=self.online_api.api,
         )
 
+        # Streaming (context stream) and scheduled batches (context schedules): same scorer,
+        # same live model, off unless configured.
+        self.streaming: StreamScoring | None = None
+        if config.stream is not None:
+            self.streaming = StreamScoring(
+                self,
+                "StreamScoring",
+                config=config,
+                settings=config.stream,
+                functions=self.functions,
+                model_store=self.model_store,
+                output_bucket=self.batch.bucket,
+            )
+        self.scheduled: ScheduledScoring | None = None
+        if config.schedules:
+            self.scheduled = ScheduledScoring(
+                self,
+                "ScheduledScoring",
+                config=config,
+                functions=self.functions,
+                model_store=self.model_store,
+                batch=self.batch,
+            )
+
         # Alarms (API 5XX rate and p99, errors/throttles per function, batch DLQ,
         # ModelDeploymentFailed) to one SNS topic, and the dashboard.
         self.monitoring = Monitoring(
@@ -123,12 +149,17 @@ class MlserveStack(Stack):
                 "batch": self.batch.function,
                 "redeploy": self.promotion.redeploy_function,
                 "webhook": self.promotion.webhook_function,
+                **({"stream": self.streaming.function} if self.streaming is not None else {}),
+                **({"scheduled": self.scheduled.function} if self.scheduled is not None else {}),
             },
             batch_dlq=self.batch.dead_letter_queue,
             event_bus=self.promotion.bus,
             alarm_email=config.alarm_email,
             removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
         )
+
+        if self.streaming is not None:
+            self.stream_alarms = self.streaming.add_alarms(self.monitoring.topic)
 
         self._acknowledge_cdk_provided_findings()
 
@@ -182,6 +213,45 @@ class MlserveStack(Stack):
             value=self.monitoring.dashboard.dashboard_name,
             description="CloudWatch dashboard: online, batch and deployment views",
         )
+
+        if self.streaming is not None:
+            CfnOutput(
+                self,
+                "StreamInputName",
+                value=self.streaming.input_stream.stream_name,
+                description="mlserve stream-send data.csv --stream <this> (Kinesis input)",
+            )
+            if self.streaming.output_stream is not None:
+                CfnOutput(
+                    self,
+                    "StreamOutputName",
+                    value=self.streaming.output_stream.stream_name,
+                    description="mlserve stream-read --stream <this> (Kinesis predictions)",
+                )
+            if self.streaming.delivery_stream is not None:
+                CfnOutput(
+                    self,
+                    "StreamDeliveryStreamName",
+                    value=self.streaming.delivery_stream.ref,
+                    description="Firehose of the predictions (JSON lines under s3://<BatchBucketName>/stream-output/)",
+                )
+            CfnOutput(
+                self,
+                "StreamFailureQueueUrl",
+                value=self.streaming.failure_queue.queue_url,
+                description="Malformed records (with the reason) and batches that exhausted their retries",
+            )
+            CfnOutput(self, "StreamFunctionName", value=self.streaming.function.function_name)
+        if self.scheduled is not None:
+            CfnOutput(
+                self,
+                "ScheduledFunctionName",
+                value=self.scheduled.function.function_name,
+                description=(
+                    "Run a schedule now: aws lambda invoke --function-name <this> "
+                    '--cli-binary-format raw-in-base64-out --payload \'{"schedule": "NAME"}\' out.json'
+                ),
+            )
 
     def _acknowledge_cdk_provided_findings(self) -> None:
         """Resources CDK adds on its own: ``add_event_notification`` creates one stack-wide

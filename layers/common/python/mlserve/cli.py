@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlserve.errors import MlserveError
 
@@ -256,6 +256,60 @@ def _score(args: argparse.Namespace) -> int:
     return 0 if report["status"] == "succeeded" else 1
 
 
+def _kinesis_client(args: argparse.Namespace) -> Any:
+    import boto3
+
+    return boto3.client("kinesis", endpoint_url=args.endpoint_url, region_name=args.region)
+
+
+def _stream_send(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mlserve.stream_tools import put_all, records_from_csv
+
+    source = Path(args.input)
+    if not source.is_file():
+        print(f"mlserve stream-send: error: no such file: {source}", file=sys.stderr)
+        return 2
+    records = records_from_csv(
+        source,
+        rows_per_record=args.rows_per_record,
+        id_column=args.id_column,
+        single_row=args.single_row,
+        limit=args.limit,
+    )
+    summary = put_all(_kinesis_client(args), args.stream, records)
+    print(json.dumps(summary))
+    return 0 if summary["records_failed"] == 0 else 1
+
+
+def _stream_read(args: argparse.Namespace) -> int:
+    from mlserve.stream_tools import tail
+
+    for count, record in enumerate(
+        tail(
+            _kinesis_client(args),
+            args.stream,
+            start="LATEST" if args.latest else "TRIM_HORIZON",
+            follow=args.follow,
+            timeout=args.timeout,
+        ),
+        start=1,
+    ):
+        print(json.dumps(record), flush=True)
+        if args.limit and count >= args.limit:
+            break
+    return 0
+
+
+def _add_kinesis_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--stream", required=True, help="Kinesis stream name (stack output StreamInputName/StreamOutputName)"
+    )
+    command.add_argument("--endpoint-url", default=None, help="emulator endpoint (default: AWS_ENDPOINT_URL or AWS)")
+    command.add_argument("--region", default=None, help="AWS region (default: the environment's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlserve", description="Serve MLflow scikit-learn models from Lambda or locally."
@@ -330,6 +384,23 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--allow-pickle", action="store_true")
     score.add_argument("--quiet", action="store_true", help="no progress line")
     score.set_defaults(run=_score)
+
+    send = sub.add_parser("stream-send", help="put a CSV's rows into the Kinesis input stream as scoring records")
+    send.add_argument("input", help="CSV file with a header row")
+    _add_kinesis_arguments(send)
+    send.add_argument("--rows-per-record", type=int, default=1, help='rows per {"id", "instances": [...]} record')
+    send.add_argument("--single-row", action="store_true", help="send each row as a bare row object")
+    send.add_argument("--id-column", help="column used as record id and partition key (not sent as a feature)")
+    send.add_argument("--limit", type=int, help="send at most this many records")
+    send.set_defaults(run=_stream_send)
+
+    read = sub.add_parser("stream-read", help="print the output stream's prediction records as JSON lines")
+    _add_kinesis_arguments(read)
+    read.add_argument("--latest", action="store_true", help="only records put from now on (default: all retained)")
+    read.add_argument("--follow", "-f", action="store_true", help="keep waiting for new records")
+    read.add_argument("--timeout", type=float, help="stop after this many seconds")
+    read.add_argument("--limit", type=int, help="stop after this many records")
+    read.set_defaults(run=_stream_read)
     return parser
 
 

@@ -388,25 +388,33 @@ def process_s3_object(
     deadline: float | None = None,
     time_left: Callable[[], float] | None = None,
     request_id: str | None = None,
+    input_prefix: str = INCOMING_PREFIX,
+    marker_suffix: str = "",
 ) -> dict[str, Any]:
     """Score one uploaded object; returns the report (or a `skipped`/`duplicate`/
-    `replay_refused` note). `time_left()` is the invocation's remaining seconds."""
+    `replay_refused` note). `time_left()` is the invocation's remaining seconds.
+
+    ``input_prefix``: where inputs may live (scheduled runs score their own prefix).
+    ``marker_suffix``: appended to the idempotency marker's name, so a scheduled run can
+    score an object version again for a NEW model version (``@model-<v>``) while replays
+    for the same model version stay exactly once."""
     options = options or BatchOptions.from_env()
     key = item.key
-    if not key.startswith(INCOMING_PREFIX) or not key.endswith(SUFFIXES):
+    if not key.startswith(input_prefix) or not key.endswith(SUFFIXES) or key.startswith(results_prefix):
         # Defence in depth: the notification filter already keeps results/ out.
-        logger.warning("not scoring s3://%s/%s: not under %s with %s", item.bucket, key, INCOMING_PREFIX, SUFFIXES)
+        logger.warning("not scoring s3://%s/%s: not under %s with %s", item.bucket, key, input_prefix, SUFFIXES)
         return {"status": "skipped", "key": key}
     predictions_key, report_key, relative = result_keys(key, results_prefix)
-    version = item.version_id or item.etag or "null"
-    if not claim_job(client, item.bucket, results_prefix, key, version):
+    object_version = item.version_id or item.etag or "null"
+    if not claim_job(client, item.bucket, results_prefix, key, object_version):
         logger.warning(
             "refusing s3://%s/%s version %s: its job id already scored another upload (replayed upload?)",
             item.bucket,
             key,
-            version,
+            object_version,
         )
-        return {"status": "replay_refused", "key": key, "version": version}
+        return {"status": "replay_refused", "key": key, "version": object_version}
+    version = object_version + marker_suffix
     markers = S3Markers(client, item.bucket, request_id)
     marker = marker_key(relative, results_prefix, version)
     if markers.claim(marker, deadline or time.time() + 900) is None:
