@@ -171,7 +171,7 @@ def local_tool() -> Iterator[None]:
         for h in logging.getLogger(logger.name).handlers
         if isinstance(h, logging.StreamHandler) and not isinstance(h.stream, _CurrentStderr)
     ]
-    streams = [h.setStream(_CurrentStderr()) for h in handlers]
+    streams = [_swap_stream(h, _CurrentStderr()) for h in handlers]
     had = "POWERTOOLS_METRICS_DISABLED" in os.environ
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     try:
@@ -181,7 +181,17 @@ def local_tool() -> Iterator[None]:
             os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
         for h, stream in zip(handlers, streams, strict=True):
             if stream is not None:
-                h.setStream(stream)
+                _swap_stream(h, stream)
+
+
+def _swap_stream(handler: logging.StreamHandler[Any], stream: Any) -> Any:
+    """``handler.setStream`` that tolerates a closed old stream (setStream flushes it first;
+    an embedding host such as a test runner may have closed it already)."""
+    try:
+        return handler.setStream(stream)
+    except ValueError:
+        old, handler.stream = handler.stream, stream
+        return old
 
 
 class _CurrentStderr:
