@@ -9,6 +9,7 @@ The report's public shape (``mlserve drift --json``)::
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,9 +118,11 @@ def _edge_labels(edges: list[float] | np.ndarray) -> list[str]:
     edges = list(edges)
     if not edges:
         return ["all"]
-    return [f"< {_label(edges[0])}"] + [f"{_label(a)}..{_label(b)}" for a, b in zip(edges, edges[1:], strict=False)] + [
-        f">= {_label(edges[-1])}"
-    ]
+    return (
+        [f"< {_label(edges[0])}"]
+        + [f"{_label(a)}..{_label(b)}" for a, b in itertools.pairwise(edges)]
+        + [f">= {_label(edges[-1])}"]
+    )
 
 
 # ---------------------------------------------------------------- raw vs raw (Evidently-exact)
@@ -166,7 +169,7 @@ def _raw_histogram(feature: FeatureDrift, ref: np.ndarray, cur: np.ndarray) -> N
     if feature.kind == "numeric":
         edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins=min(20, max(1, int(np.sqrt(ref.size)))))
         ref_counts, cur_counts = np.histogram(ref, edges)[0], np.histogram(cur, edges)[0]
-        feature.labels = [f"{_label(a)}..{_label(b)}" for a, b in zip(edges, edges[1:], strict=False)]
+        feature.labels = [f"{_label(a)}..{_label(b)}" for a, b in itertools.pairwise(edges)]
     else:
         keys, ref_counts, cur_counts = _category_union(ref, cur)
         feature.labels = keys

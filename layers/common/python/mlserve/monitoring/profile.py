@@ -58,7 +58,7 @@ def as_numeric(values: Iterable[Any] | np.ndarray, signature_type: str = "double
 
 def as_categorical(values: Iterable[Any] | np.ndarray) -> np.ndarray:
     """Strings (booleans as True/False), None for missing."""
-    out = []
+    out: list[str | None] = []
     for value in values if isinstance(values, np.ndarray) else list(values):
         if value is None or (isinstance(value, float) and value != value):
             out.append(None)
@@ -74,7 +74,7 @@ def present(values: np.ndarray, kind: str) -> np.ndarray:
     return values[np.array([v is not None for v in values], dtype=bool)] if values.size else values
 
 
-def bin_counts(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+def bin_counts(values: np.ndarray, edges: Sequence[float] | np.ndarray) -> np.ndarray:
     """Counts in (-inf, e0), [e0, e1), ..., [e_last, +inf): len(edges) + 1 bins."""
     index = np.searchsorted(np.asarray(edges, dtype=np.float64), values, side="right")
     return np.bincount(index, minlength=len(edges) + 1)

@@ -125,7 +125,9 @@ def jensenshannon_from_shares(reference: np.ndarray, current: np.ndarray) -> flo
     return float(distance.jensenshannon(reference, current))
 
 
-def compare_raw(reference: np.ndarray, current: np.ndarray, *, numeric: bool, test: str, threshold: float) -> TestResult:
+def compare_raw(
+    reference: np.ndarray, current: np.ndarray, *, numeric: bool, test: str, threshold: float
+) -> TestResult:
     """One column, raw values on both sides, missing values already removed."""
     psi = psi_raw(reference, current, numeric)
     p_value: float | None = None
@@ -147,7 +149,9 @@ def compare_raw(reference: np.ndarray, current: np.ndarray, *, numeric: bool, te
     return TestResult(test, statistic, p_value, psi, is_drifted(test, decided_on, threshold))
 
 
-def ks_from_cdfs(reference_cdf: np.ndarray, current_cdf: np.ndarray, n_reference: int, n_current: int) -> tuple[float, float]:
+def ks_from_cdfs(
+    reference_cdf: np.ndarray, current_cdf: np.ndarray, n_reference: int, n_current: int
+) -> tuple[float, float]:
     """KS distance as the largest CDF gap over the reference profile's edges, and its
     asymptotic p-value (scipy's ``ks_2samp(method="asymp")``). A lower bound of the exact
     distance: the gap inside a quantile bin is not seen (docs/monitoring.md)."""
