@@ -14,7 +14,8 @@ from constructs import Construct
 
 from infra.batch import BatchScoring
 from infra.bundling import DEFAULT_CACHE_ROOT, bundled_function_code, common_layer_code, deps_layer_code
-from infra.config import ServingConfig
+from infra.config import DriftConfig, ServingConfig
+from infra.drift import DriftMonitoring
 from infra.functions import FunctionFactory, lambda_architecture, lambda_runtime
 from infra.model_store import ModelStore
 from infra.monitoring import Monitoring
@@ -130,6 +131,23 @@ class MlserveStack(Stack):
             removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
         )
 
+        # Drift monitoring (docs/monitoring.md): capture stream, scheduled job, alarm.
+        self.drift_config = DriftConfig.from_context(self.node.try_get_context)
+        self.drift: DriftMonitoring | None = None
+        if self.drift_config.enabled:
+            self.drift = DriftMonitoring(
+                self,
+                "DriftMonitoring",
+                config=config,
+                drift=self.drift_config,
+                functions=self.functions,
+                model_store=self.model_store,
+                api_function=self.online_api.function,
+                event_bus=self.promotion.bus,
+                alarm_topic=self.monitoring.topic,
+                batch_bucket=self.batch.bucket,
+            )
+
         self._acknowledge_cdk_provided_findings()
 
         CfnOutput(self, "ApiUrl", value=self.online_api.url, description="Base URL of the API")
@@ -182,6 +200,19 @@ class MlserveStack(Stack):
             value=self.monitoring.dashboard.dashboard_name,
             description="CloudWatch dashboard: online, batch and deployment views",
         )
+        if self.drift is not None:
+            CfnOutput(
+                self,
+                "MonitoringBucketName",
+                value=self.drift.bucket.bucket_name,
+                description="captured requests (capture/) and drift reports (monitoring/<model>/drift/)",
+            )
+            CfnOutput(
+                self,
+                "DriftFunctionName",
+                value=self.drift.function.function_name,
+                description="aws lambda invoke --function-name <this> out.json (runs the drift job now)",
+            )
 
     def _acknowledge_cdk_provided_findings(self) -> None:
         """Resources CDK adds on its own: ``add_event_notification`` creates one stack-wide
