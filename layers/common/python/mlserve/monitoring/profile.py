@@ -45,9 +45,9 @@ def as_numeric(values: Iterable[Any] | np.ndarray, signature_type: str = "double
         import pandas as pd
 
         parsed = pd.to_datetime(pd.Series(list(values), dtype=object), utc=True, errors="coerce", format="mixed")
-        seconds = parsed.astype("int64").to_numpy().astype(np.float64) / 1e9
-        seconds[parsed.isna().to_numpy()] = np.nan
-        return seconds
+        # Unit-independent (pandas 3 may parse to us or s resolution); NaT -> NaN.
+        seconds = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+        return seconds.to_numpy(dtype=np.float64, na_value=np.nan)
     array = np.asarray(values if isinstance(values, np.ndarray) else list(values))
     if array.dtype.kind in "fiub":
         return array.astype(np.float64)
