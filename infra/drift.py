@@ -9,7 +9,7 @@ alarm, and the API's part (capture settings, read access to the reports).
   live version's profile, the window's captures and the batch inputs (in place), writes
   the reports, ``PutMetricData`` in the ``mlserve`` namespace, ``ModelDriftDetected`` on
   the project bus;
-- an alarm when ``DriftedFeatureShare`` reaches ``drift_share`` (to the alarm topic).
+- an alarm when ``DriftedFeatureShare`` reaches ``drift_share`` (to the alarm topic, see ``notify``).
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ class DriftMonitoring(Construct):
         model_store: ModelStore,
         api_function: lambda_.Function,
         event_bus: events.IEventBus,
-        alarm_topic: sns.ITopic,
         batch_bucket: s3.IBucket | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -269,20 +268,12 @@ class DriftMonitoring(Construct):
                 f"(report: s3://<monitoring bucket>/{reports_prefix}<date>.html; docs/monitoring.md)"
             ),
         )
-        self.alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
-        # infra/monitoring.py alarms on the functions it is given; this one is ours.
-        self.errors_alarm = cloudwatch.Alarm(
-            self,
-            "JobErrorsAlarm",
-            metric=self.function.metric_errors(period=Duration.days(1), statistic="Sum"),
-            threshold=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description=f"The drift job of {model} failed (its log group has the error)",
-        )
-        self.errors_alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
         self._acknowledge(model=model, model_store=model_store, api_function=api_function, batch_bucket=batch_bucket)
+
+    def notify(self, topic: sns.ITopic) -> None:
+        """Send the drift alarm to the alarm topic (created after this construct, because
+        infra/monitoring.py also alarms on this construct's function)."""
+        self.alarm.add_alarm_action(cw_actions.SnsAction(topic))
 
     def _acknowledge(
         self, *, model: str, model_store: ModelStore, api_function: lambda_.Function, batch_bucket: s3.IBucket | None
@@ -322,6 +313,7 @@ class DriftMonitoring(Construct):
             self.function,
             "Serverless",
             "Serverless-LambdaDLQ",
-            "Invoked by EventBridge Scheduler, whose target retry policy retries failed runs; a missed day is "
-            "covered by the next run's window, and errors alarm through the function's error metric.",
+            "Invoked by EventBridge Scheduler, whose target retry policy retries failed runs; a missed day "
+            "is covered by the next run's window, and failures raise the function's Errors alarm "
+            "(infra/monitoring.py).",
         )

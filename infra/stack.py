@@ -113,25 +113,7 @@ class MlserveStack(Stack):
             api=self.online_api.api,
         )
 
-        # Alarms (API 5XX rate and p99, errors/throttles per function, batch DLQ,
-        # ModelDeploymentFailed) to one SNS topic, and the dashboard.
-        self.monitoring = Monitoring(
-            self,
-            "Monitoring",
-            api=self.online_api.api,
-            functions={
-                "api": self.online_api.function,
-                "batch": self.batch.function,
-                "redeploy": self.promotion.redeploy_function,
-                "webhook": self.promotion.webhook_function,
-            },
-            batch_dlq=self.batch.dead_letter_queue,
-            event_bus=self.promotion.bus,
-            alarm_email=config.alarm_email,
-            removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
-        )
-
-        # Drift monitoring (docs/monitoring.md): capture stream, scheduled job, alarm.
+        # Drift monitoring (docs/monitoring.md): capture stream, scheduled job, share alarm.
         self.drift_config = DriftConfig.from_context(self.node.try_get_context)
         self.drift: DriftMonitoring | None = None
         if self.drift_config.enabled:
@@ -144,9 +126,30 @@ class MlserveStack(Stack):
                 model_store=self.model_store,
                 api_function=self.online_api.function,
                 event_bus=self.promotion.bus,
-                alarm_topic=self.monitoring.topic,
                 batch_bucket=self.batch.bucket,
             )
+
+        # Alarms (API 5XX rate and p99, errors/throttles per function, batch DLQ,
+        # ModelDeploymentFailed) to one SNS topic, and the dashboard.
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            api=self.online_api.api,
+            functions={
+                "api": self.online_api.function,
+                "batch": self.batch.function,
+                "redeploy": self.promotion.redeploy_function,
+                "webhook": self.promotion.webhook_function,
+                **({"drift": self.drift.function} if self.drift is not None else {}),
+            },
+            batch_dlq=self.batch.dead_letter_queue,
+            event_bus=self.promotion.bus,
+            alarm_email=config.alarm_email,
+            removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
+        )
+
+        if self.drift is not None:
+            self.drift.notify(self.monitoring.topic)
 
         self._acknowledge_cdk_provided_findings()
 

@@ -145,3 +145,29 @@ def test_drift_csv_mode_json_shape_and_exit_codes(
     breast_cancer.drop(columns=[SHIFTED]).to_csv(missing, index=False)
     assert main(["drift", "--reference", str(reference_csv), "--current", str(missing)]) == 2
     assert SHIFTED in capsys.readouterr().err
+
+
+def test_the_page_has_the_monitoring_view_under_the_strict_csp(
+    demo_registry: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from lambda_api.app import create_app
+
+    assert publish(tmp_path / "store", demo_registry.classifier_dir, None) == 0
+    monkeypatch.setenv("MLSERVE_STORE", (tmp_path / "store").as_uri())
+    monkeypatch.setenv("MLSERVE_MODEL_NAME", "m")
+    client = TestClient(create_app())
+    page = client.get("/")
+    assert 'id="monitoring"' in page.text and 'src="ui/static/monitoring.js"' in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    script = client.get("/ui/static/monitoring.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert "monitoring/latest" in script.text
+    assert client.get("/monitoring/latest").json() == {
+        "status": "no_report",
+        "model": "m",
+        "message": "the drift job has not written a report yet",
+    }
+    missing = client.get("/monitoring/latest.html")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
