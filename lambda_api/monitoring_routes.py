@@ -11,7 +11,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from mlserve.errors import InputError, StoreError
-from mlserve.monitoring.job import drift_prefix, latest_report
 from mlserve.store import ModelStore, open_store
 
 router = APIRouter(prefix="/monitoring", tags=["monitoring"])
@@ -42,6 +41,8 @@ def _json(content: Any, status: int = 200) -> Response:
 
 @router.get("/latest", summary="The latest drift report (JSON) of the served model, or status no_report")
 async def latest(request: Request) -> Response:
+    from mlserve.monitoring.job import latest_report  # scipy: imported on first use, not at cold start
+
     store, model = _monitoring_store(request)
     try:
         report = latest_report(store, model)
@@ -56,6 +57,8 @@ async def latest(request: Request) -> Response:
 
 @router.get("/latest.html", summary="The latest drift report as a self-contained HTML page")
 async def latest_html(request: Request) -> Response:
+    from mlserve.monitoring.job import drift_prefix, latest_report
+
     store, model = _monitoring_store(request)
     report = latest_report(store, model)
     html_key = (report or {}).get("html_key")
