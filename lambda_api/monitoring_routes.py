@@ -27,7 +27,7 @@ def _monitoring_store(request: Request) -> tuple[ModelStore, str]:
         uri = os.environ.get("MLSERVE_MONITORING_STORE", "").strip() or settings.store_uri
         cached = (open_store(uri), settings.model_name)
         request.app.state.monitoring_store = cached
-    return cached  # type: ignore[no-any-return]
+    return cached
 
 
 def _json(content: Any, status: int = 200) -> Response:
