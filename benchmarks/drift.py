@@ -199,6 +199,7 @@ def main() -> None:
             overhead["handler_ms_capture_on"]["p50"],
         ]
         print(json.dumps(summary_line))
+        print(f"results: {write_results('drift-capture', {'capture': overhead})}")
         return
     demo_size = demo_profile_size(model_dir, features)
     job = drift_job(args.rows, args.job_runs)
