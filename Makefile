@@ -10,7 +10,7 @@ NODE_STAMP := node_modules/.installed
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv node browser-deps browser demo test lint typecheck unit integration infra synth bench bench-deps e2e clean
+.PHONY: help venv node browser-deps browser demo test lint typecheck unit integration infra synth bench bench-deps e2e clean oracle-venv
 .PHONY: deploy diff
 
 help:
@@ -40,6 +40,18 @@ $(NODE_STAMP): package.json
 
 node: $(NODE_STAMP)
 
+# Evidently, the drift tests' oracle (tests/oracle), lives in its own venv: it brings ~30
+# packages and needs pandas < 3, so it never enters .venv or any Lambda.
+ORACLE_VENV := .venv-oracle
+ORACLE_STAMP := $(ORACLE_VENV)/.installed
+$(ORACLE_STAMP): tests/oracle/requirements.txt
+	test -x $(ORACLE_VENV)/bin/python || $(PYTHON) -m venv $(ORACLE_VENV)
+	$(ORACLE_VENV)/bin/pip install --quiet --upgrade pip
+	$(ORACLE_VENV)/bin/pip install --quiet -r tests/oracle/requirements.txt
+	touch $@
+
+oracle-venv: $(ORACLE_STAMP)
+
 # The browser tests drive Debian's Chromium with playwright-core (pinned in package.json);
 # playwright's own browser download is never used.
 CHROMIUM ?= /usr/bin/chromium
@@ -64,7 +76,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy layers/common/python/mlserve lambda_api lambda_batch lambda_promote examples benchmarks tests $(wildcard infra/*.py app.py)
 
-test: $(STAMP) $(NODE_STAMP) browser-deps lint typecheck
+test: $(STAMP) $(NODE_STAMP) browser-deps oracle-venv lint typecheck
 	$(PY) -m pytest -q -p no:cacheprovider
 
 unit: $(STAMP)

@@ -597,3 +597,113 @@ def _timezone(raw: Any) -> str:
             f"context 'schedule_timezone' must be an IANA time zone like Europe/Berlin or UTC, got {raw!r}"
         )
     return zone
+
+
+# --- drift monitoring (issue 14): its own typed settings, read from the same context ---
+
+DRIFT_TESTS_NUMERIC = ("psi", "ks", "jensenshannon")
+DRIFT_TESTS_CATEGORICAL = ("jensenshannon", "chisquare", "psi")
+DRIFT_TEST_NAMES = ("ks", "psi", "chisquare", "jensenshannon")
+_SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$")
+_COLUMN_NAME = re.compile(r"^[^,\s][^,]{0,254}$")
+
+DRIFT_DEFAULTS: dict[str, Any] = {
+    # Capture (Firehose) + the scheduled drift job + the alarm. Idle cost is ~nothing:
+    # Firehose Direct PUT and Lambda are billed per use. Input fields are captured only
+    # when named in capture_columns (["*"] = every signature column).
+    "monitoring": True,
+    "capture_sample_rate": 1.0,
+    "capture_max_rows_per_minute": 6000,
+    "capture_columns": [],
+    "capture_retention_days": 90,
+    "drift_schedule": "rate(1 day)",
+    "drift_window_days": 1,
+    "drift_numeric_test": "psi",
+    "drift_categorical_test": "jensenshannon",
+    "drift_thresholds": {},
+    "drift_share": 0.5,
+    "drift_memory_mb": 3008,
+    "drift_timeout_seconds": 900,
+}
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    enabled: bool
+    capture_sample_rate: float
+    capture_max_rows_per_minute: int
+    capture_columns: tuple[str, ...]
+    capture_retention_days: int
+    schedule: str
+    window_days: float
+    numeric_test: str
+    categorical_test: str
+    thresholds: dict[str, float]
+    drift_share: float
+    function: FunctionSettings
+
+    @classmethod
+    def from_context(cls, get_context: Callable[[str], Any]) -> DriftConfig:
+        def value(key: str) -> Any:
+            found = get_context(key)
+            return DRIFT_DEFAULTS[key] if found is None else found
+
+        return cls(
+            enabled=_bool("monitoring", value("monitoring")),
+            capture_sample_rate=_number("capture_sample_rate", value("capture_sample_rate"), 0, 1),
+            capture_max_rows_per_minute=_int(
+                "capture_max_rows_per_minute", value("capture_max_rows_per_minute"), 1, 10**7
+            ),
+            capture_columns=_capture_columns(value("capture_columns")),
+            capture_retention_days=_int("capture_retention_days", value("capture_retention_days"), 1, 3653),
+            schedule=_schedule(value("drift_schedule")),
+            window_days=_number("drift_window_days", value("drift_window_days"), 0.01, 90),
+            numeric_test=_choice("drift_numeric_test", value("drift_numeric_test"), DRIFT_TESTS_NUMERIC),
+            categorical_test=_choice(
+                "drift_categorical_test", value("drift_categorical_test"), DRIFT_TESTS_CATEGORICAL
+            ),
+            thresholds=_drift_thresholds(value("drift_thresholds")),
+            drift_share=_number("drift_share", value("drift_share"), 0.01, 1),
+            function=FunctionSettings(
+                memory_mb=_int("drift_memory_mb", value("drift_memory_mb"), 128, 10240),
+                timeout_seconds=_int("drift_timeout_seconds", value("drift_timeout_seconds"), 1, 900),
+            ),
+        )
+
+
+def _capture_columns(raw: Any) -> tuple[str, ...]:
+    key = "capture_columns"
+    if isinstance(raw, str):
+        stripped = raw.strip()
+        try:
+            raw = json.loads(stripped) if stripped.startswith("[") else [c for c in stripped.split(",") if c.strip()]
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"context {key!r} is not valid JSON: {error}") from None
+    if not isinstance(raw, list | tuple):
+        raise ConfigError(f'context {key!r} must be a list of column names (or ["*"]), got {raw!r}')
+    columns = tuple(str(c).strip() for c in raw)
+    for column in columns:
+        if not _COLUMN_NAME.match(column):
+            raise ConfigError(f"context {key!r}: {column!r} is not a column name (no commas, not empty)")
+    if "*" in columns and len(columns) > 1:
+        raise ConfigError(f"context {key!r}: '*' already captures every signature column; list it alone")
+    return columns
+
+
+def _schedule(raw: Any) -> str:
+    text = _non_empty_str("drift_schedule", raw)
+    if not _SCHEDULE.match(text):
+        raise ConfigError(
+            f"context 'drift_schedule' must be an EventBridge Scheduler rate(...) or cron(...) expression, got {raw!r}"
+        )
+    return text
+
+
+def _drift_thresholds(raw: Any) -> dict[str, float]:
+    raw = _parse_cli_json("drift_thresholds", raw)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"context 'drift_thresholds' must be an object like {{\"psi\": 0.2}}, got {raw!r}")
+    unknown = sorted(set(raw) - set(DRIFT_TEST_NAMES))
+    if unknown:
+        raise ConfigError(f"context 'drift_thresholds' has unknown test(s) {unknown}; known: {list(DRIFT_TEST_NAMES)}")
+    return {test: _number(f"drift_thresholds.{test}", value, 0, 10) for test, value in raw.items()}

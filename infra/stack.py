@@ -14,7 +14,8 @@ from constructs import Construct
 
 from infra.batch import BatchScoring
 from infra.bundling import DEFAULT_CACHE_ROOT, bundled_function_code, common_layer_code, deps_layer_code
-from infra.config import ServingConfig
+from infra.config import DriftConfig, ServingConfig
+from infra.drift import DriftMonitoring
 from infra.functions import FunctionFactory, lambda_architecture, lambda_runtime
 from infra.model_store import ModelStore
 from infra.monitoring import Monitoring
@@ -138,6 +139,22 @@ class MlserveStack(Stack):
                 batch=self.batch,
             )
 
+        # Drift monitoring (docs/monitoring.md): capture stream, scheduled job, share alarm.
+        self.drift_config = DriftConfig.from_context(self.node.try_get_context)
+        self.drift: DriftMonitoring | None = None
+        if self.drift_config.enabled:
+            self.drift = DriftMonitoring(
+                self,
+                "DriftMonitoring",
+                config=config,
+                drift=self.drift_config,
+                functions=self.functions,
+                model_store=self.model_store,
+                api_function=self.online_api.function,
+                event_bus=self.promotion.bus,
+                batch_bucket=self.batch.bucket,
+            )
+
         # Alarms (API 5XX rate and p99, errors/throttles per function, batch DLQ,
         # ModelDeploymentFailed) to one SNS topic, and the dashboard.
         self.monitoring = Monitoring(
@@ -151,6 +168,7 @@ class MlserveStack(Stack):
                 "webhook": self.promotion.webhook_function,
                 **({"stream": self.streaming.function} if self.streaming is not None else {}),
                 **({"scheduled": self.scheduled.function} if self.scheduled is not None else {}),
+                **({"drift": self.drift.function} if self.drift is not None else {}),
             },
             batch_dlq=self.batch.dead_letter_queue,
             event_bus=self.promotion.bus,
@@ -160,6 +178,8 @@ class MlserveStack(Stack):
 
         if self.streaming is not None:
             self.stream_alarms = self.streaming.add_alarms(self.monitoring.topic)
+        if self.drift is not None:
+            self.drift.notify(self.monitoring.topic)
 
         self._acknowledge_cdk_provided_findings()
 
@@ -213,6 +233,19 @@ class MlserveStack(Stack):
             value=self.monitoring.dashboard.dashboard_name,
             description="CloudWatch dashboard: online, batch and deployment views",
         )
+        if self.drift is not None:
+            CfnOutput(
+                self,
+                "MonitoringBucketName",
+                value=self.drift.bucket.bucket_name,
+                description="captured requests (capture/) and drift reports (monitoring/<model>/drift/)",
+            )
+            CfnOutput(
+                self,
+                "DriftFunctionName",
+                value=self.drift.function.function_name,
+                description="aws lambda invoke --function-name <this> out.json (runs the drift job now)",
+            )
 
         if self.streaming is not None:
             CfnOutput(

@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lambda_api.monitoring_routes import router as monitoring_router
 from mlserve.config import Settings
 from mlserve.errors import ErrorDetail, InputError, MlserveError, ModelUnavailableError
 from mlserve.http import (
@@ -26,6 +27,7 @@ from mlserve.http import (
     require_media_type,
 )
 from mlserve.live import LiveModel
+from mlserve.monitoring.capture import capture_prediction
 from mlserve.observability import on_model_swap, record_prediction, record_validation_error
 from mlserve.protocol import parse_json, rows_from_csv, rows_from_payload
 from mlserve.scoring import LoadedModel, predict_rows
@@ -112,6 +114,7 @@ def predict_content(model: LoadedModel, body: bytes) -> dict[str, Any]:
     payload = model.schema.validate_predict_body(body)
     result = predict_rows(model, payload["instances"], probabilities=payload.get("probabilities", False))
     record_prediction(model, len(payload["instances"]))
+    capture_prediction(model, payload["instances"], result.predictions)
     content: dict[str, Any] = {"predictions": result.predictions, "model": result.model.to_dict()}
     if result.probabilities is not None:
         content["probabilities"] = result.probabilities
@@ -128,6 +131,7 @@ def invocations_content(model: LoadedModel, body: bytes, kind: str) -> dict[str,
     rows = model.schema.validate_rows(raw_rows, forbid_extra=False)
     result = predict_rows(model, rows)
     record_prediction(model, len(rows))
+    capture_prediction(model, rows, result.predictions)
     return {"predictions": result.predictions}
 
 
@@ -170,6 +174,7 @@ def create_app(factory: Callable[[], tuple[LiveModel, Settings]] = live_from_env
         limit=lambda: runtime.settings.max_body_bytes,
         exempt=("/batch/local-uploads/",),  # streamed to disk under MLSERVE_UPLOAD_MAX_BYTES
     )
+    app.include_router(monitoring_router)
 
     @app.exception_handler(MlserveError)
     async def mlserve_error(request: Request, exc: MlserveError) -> Response:

@@ -76,6 +76,9 @@ def test_expected_acknowledgements_only(default_synth: Synth) -> None:
     rules = sorted({rule for pack in PACKS for rule, _ in raw_findings(default_synth, pack)})
     bucket_id = default_synth.logical_id(default_synth.stack.model_store.bucket)
     batch_id = default_synth.logical_id(default_synth.stack.batch.bucket)
+    drift = default_synth.stack.drift
+    assert drift is not None
+    drift_id = default_synth.logical_id(drift.bucket)
     assert rules == sorted(
         [
             # batch role (infra/batch.py): explicit actions on prefixes (issue 11: no
@@ -106,6 +109,13 @@ def test_expected_acknowledgements_only(default_synth: Synth) -> None:
             # the web page (infra/online_api.py): the API role's incoming/* put and results/*
             # read are the batch-bucket IAM5 entries above; the key-free page GETs are the
             # APIG4/COG4 entries above
+            # drift monitoring (infra/drift.py): captures and reports of this model's prefixes
+            # (the job's and the API's), Firehose's own prefixes; the job's model read, batch
+            # incoming/* read and LambdaDLQ (scheduler retries) are entries above
+            f"AwsSolutions-IAM5[Resource::<{drift_id}.Arn>/capture/*]",
+            f"AwsSolutions-IAM5[Resource::<{drift_id}.Arn>/capture-errors/*]",
+            f"AwsSolutions-IAM5[Resource::<{drift_id}.Arn>/capture/demo-classifier/*]",
+            f"AwsSolutions-IAM5[Resource::<{drift_id}.Arn>/monitoring/demo-classifier/drift/*]",
         ]
     )
 

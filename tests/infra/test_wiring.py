@@ -227,6 +227,8 @@ def test_alarms_watch_every_function_the_api_and_the_batch_dlq(default_synth: Sy
         "Redeploy": stack.promotion.redeploy_function,
         "Webhook": stack.promotion.webhook_function,
     }
+    if stack.drift is not None:
+        functions["Drift"] = stack.drift.function
     # every mlserve function (CDK's own deploy-time helpers aside) has an errors and a throttles alarm
     python_functions = {
         logical_id

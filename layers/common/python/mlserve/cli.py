@@ -27,6 +27,7 @@ def _publish(args: argparse.Namespace) -> int:
         promoted_by=args.promoted_by,
         allow_pickle=args.allow_pickle,
         force=args.force,
+        reference=args.reference,
     )
     print(
         json.dumps(
@@ -324,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--allow-pickle", action="store_true", help="allow cloudpickle/pickle models")
     publish.add_argument("--promoted-by", default=f"mlserve publish ({os.environ.get('USER', 'unknown')})")
     publish.add_argument("--force", action="store_true", help="publish even if the signature breaks the live one")
+    publish.add_argument(
+        "--reference",
+        help="CSV of reference (training) data: stores its profile as versions/<v>/profile.json for drift",
+    )
     publish.set_defaults(run=_publish)
 
     user = f"mlserve ({os.environ.get('USER', 'unknown')})"
@@ -401,6 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--timeout", type=float, help="stop after this many seconds")
     read.add_argument("--limit", type=int, help="stop after this many records")
     read.set_defaults(run=_stream_read)
+    from mlserve.monitoring.cli import add_drift_parser
+
+    add_drift_parser(sub)
     return parser
 
 

@@ -8,6 +8,7 @@ last. Any failure leaves live.json untouched and writes a failed manifest.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
@@ -43,6 +44,9 @@ class StageRequest:
     # Called after every check passed and right before live.json is written; raise to
     # abort the switch (e.g. the registry moved on to a newer version meanwhile).
     before_activate: Callable[[], None] | None = None
+    # Files staged beside the model (relative path -> bytes), listed in checksums.json:
+    # the reference profile (`mlserve publish --reference`, versions/<v>/profile.json).
+    extra_files: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -77,13 +81,27 @@ def copy_version(store: ModelStore, request: StageRequest, checksums: dict[str, 
         recorded = json.loads(store.read_bytes(checksums_key))
         if recorded == checksums:
             return
+        if _same_model_with_extras(recorded, checksums, request):
+            checksums.clear()
+            checksums.update(recorded)
+            return
         raise StagingError(
             f"version {request.version} of {request.name} is already staged with different "
             "files; versions are immutable, publish under a new version"
         )
     for rel in sorted(checksums):
-        store.write_bytes(prefix + rel, (request.model_dir / rel).read_bytes())
+        data = request.extra_files[rel] if rel in request.extra_files else (request.model_dir / rel).read_bytes()
+        store.write_bytes(prefix + rel, data)
     store.write_bytes(checksums_key, json.dumps(checksums, indent=2, sort_keys=True).encode(), "application/json")
+
+
+def _same_model_with_extras(recorded: dict[str, str], checksums: dict[str, str], request: StageRequest) -> bool:
+    """A version staged earlier with extra files (a reference profile), re-staged without
+    them (a redeploy of the same version): the same model, keep what is recorded."""
+    extras = set(recorded) - set(checksums)
+    return (
+        not request.extra_files and bool(extras) and {k: v for k, v in recorded.items() if k not in extras} == checksums
+    )
 
 
 def smoke_test(model: LoadedModel) -> list[Any]:
@@ -120,6 +138,7 @@ def stage_and_activate(store: ModelStore, request: StageRequest, *, activate: bo
                 code="missing_input_example",
             )
         checksums = compute_checksums(request.model_dir)
+        checksums.update({rel: hashlib.sha256(data).hexdigest() for rel, data in request.extra_files.items()})
         copy_version(store, request, checksums)
         pointer = {
             "name": request.name,

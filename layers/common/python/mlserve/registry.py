@@ -83,9 +83,17 @@ def publish_model_uri(
     promoted_by: str = "mlserve publish",
     allow_pickle: bool = False,
     force: bool = False,
+    reference: str | Path | None = None,
 ) -> tuple[ResolvedModel, StageResult]:
-    """Resolve an MLflow model URI and stage it into a store as the live version."""
+    """Resolve an MLflow model URI and stage it into a store as the live version; with
+    ``reference`` (a CSV), also its reference profile (versions/<v>/profile.json)."""
     resolved = resolve_model_uri(uri, name=name, version=version)
+    extra_files: dict[str, bytes] = {}
+    if reference is not None:
+        from mlserve.monitoring.profile import PROFILE_FILE, profile_bytes, reference_profile_for_model
+
+        profile = reference_profile_for_model(resolved.local_dir, Path(reference), allow_pickle=allow_pickle)
+        extra_files[PROFILE_FILE] = profile_bytes(profile)
     result = stage_and_activate(
         open_store(store_uri),
         StageRequest(
@@ -97,6 +105,7 @@ def publish_model_uri(
             promoted_by=promoted_by,
             allow_pickle=allow_pickle,
             force=force,
+            extra_files=extra_files,
         ),
     )
     return resolved, result
