@@ -83,7 +83,8 @@ def test_promoted_rule_targets_the_redeploy_with_retries_and_dlq(default_synth: 
     assert rule["EventBusName"] == {"Ref": default_synth.logical_id(promotion.bus)}
     assert rule["EventPattern"] == {"source": ["mlserve.registry"], "detail-type": ["ModelPromoted"]}
     [target] = rule["Targets"]
-    assert target["Arn"] == {"Fn::GetAtt": [default_synth.logical_id(promotion.redeploy_function), "Arn"]}
+    # the live alias: SnapStart applies to its published version, never to $LATEST
+    assert target["Arn"] == {"Ref": default_synth.logical_id(promotion.redeploy.invoke_target)}
     assert target["RetryPolicy"] == {"MaximumRetryAttempts": 4, "MaximumEventAgeInSeconds": 7200}
     assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [default_synth.logical_id(promotion.dlq), "Arn"]}}
     assert promotion.sagemaker_rule is None
