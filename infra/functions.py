@@ -102,6 +102,7 @@ class FunctionFactory:
         layers: list[lambda_.ILayerVersion],
         store_uri: str,
         code: Callable[[str], lambda_.Code] = function_code,
+        kind_layers: Mapping[str, list[lambda_.ILayerVersion]] | None = None,
     ) -> None:
         """``code`` turns a package name into the function's code asset: by default only
         that package (deps and mlserve come from ``layers``); with ``bundle_deps=function``
@@ -110,6 +111,8 @@ class FunctionFactory:
         self.layers = layers
         self.store_uri = store_uri
         self.code = code
+        # functions.<kind> -> its own layers (a deps layer per dependency set); else ``layers``
+        self.kind_layers = dict(kind_layers or {})
 
     def base_environment(self, service: str) -> dict[str, str]:
         config = self.config
@@ -175,7 +178,7 @@ class FunctionFactory:
             handler=handler,
             runtime=lambda_runtime(config.python_runtime),
             architecture=lambda_architecture(config.architecture),
-            layers=self.layers or None,
+            layers=(self.kind_layers.get(kind) if kind else None) or self.layers or None,
             memory_size=settings.memory_mb,
             timeout=Duration.seconds(settings.timeout_seconds),
             role=role,
