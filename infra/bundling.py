@@ -43,7 +43,7 @@ PRUNED_SUFFIXES = (
     ".pyi", ".pyc", ".pyx", ".pxd", ".pxi", ".c", ".cpp", ".h", ".hpp", ".tp", ".pyf", ".f", ".f90",
 )  # fmt: skip
 # Bump when the pruning rules change so stale cache entries are not reused.
-PRUNE_RULES_VERSION = "2"
+PRUNE_RULES_VERSION = "3"
 _CACHE_COMPLETE_MARKER = ".complete"
 
 # Local bundling always succeeds or raises, so this image is never pulled.
@@ -156,6 +156,29 @@ def pip_install_command(
     ]
 
 
+# Parts of needed distributions that no function imports (module-level import trace of the
+# handlers: Powertools is used for Logger/Metrics/Tracer only, scikit-learn's bundled toy
+# datasets serve its dataset loaders only): ~4.5 MB of the API's layer.
+PRUNED_SUBPATHS = (
+    "aws_lambda_powertools/event_handler",  # its own REST/GraphQL router, Swagger UI assets
+    "sklearn/datasets/data",
+    "sklearn/datasets/images",
+    "sklearn/datasets/descr",
+)
+# aws_lambda_powertools/utilities: only these are imported (Logger's correlation ids).
+KEPT_POWERTOOLS_UTILITIES = frozenset({"__init__.py", "jmespath_utils", "typing"})
+
+
+def _prune_unused_subpaths(site_dir: Path) -> None:
+    for relative in PRUNED_SUBPATHS:
+        shutil.rmtree(site_dir / relative, ignore_errors=True)
+    utilities = site_dir / "aws_lambda_powertools" / "utilities"
+    if utilities.is_dir():
+        for child in utilities.iterdir():
+            if child.name not in KEPT_POWERTOOLS_UTILITIES:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
 def prune_layer(site_dir: Path) -> None:
     """Drop what Lambda never imports: test suites, bytecode, stubs, runtime-provided SDK."""
     for name in RUNTIME_PROVIDED_PACKAGES:
@@ -163,6 +186,7 @@ def prune_layer(site_dir: Path) -> None:
         for dist_info in site_dir.glob(f"{name}-*.dist-info"):
             shutil.rmtree(dist_info, ignore_errors=True)
     strip_shared_libraries(site_dir)
+    _prune_unused_subpaths(site_dir)
     # Walk bottom-up so removing a directory never disturbs the walk.
     for dirpath, dirnames, filenames in os.walk(site_dir, topdown=False):
         current = Path(dirpath)
