@@ -108,7 +108,11 @@ def test_prod_buckets_and_logs_are_retained(prod_synth: Synth) -> None:
 
 
 def test_two_layers_for_the_configured_runtime_and_architecture(default_synth: Synth) -> None:
-    layers = default_synth.of_type("AWS::Lambda::LayerVersion")
+    # a deps layer per distinct function set (api; batch + redeploy; webhook) + the mlserve layer
+    all_layers = default_synth.of_type("AWS::Lambda::LayerVersion")
+    assert len(all_layers) == 4
+    api_layers = {render(ref) for ref in api_function(default_synth)[1]["Properties"]["Layers"]}
+    layers = {lid: layer for lid, layer in all_layers.items() if f"<{lid}>" in api_layers}
     assert len(layers) == 2
     for layer in layers.values():
         assert layer["Properties"]["CompatibleRuntimes"] == ["python3.14"]
@@ -356,8 +360,12 @@ def test_batch_function_is_built_like_the_api_function(default_synth: Synth) -> 
     _, api = api_function(default_synth)
     props = batch_function(default_synth)["Properties"]
     assert props["Handler"] == "lambda_batch.handler.handler"
-    for key in ("Runtime", "Architectures", "Layers", "TracingConfig"):
+    for key in ("Runtime", "Architectures", "TracingConfig"):
         assert props[key] == api["Properties"][key], key
+    # its own deps layer (its traced set) and the same mlserve layer
+    common = {"Ref": default_synth.logical_id(default_synth.stack.common_layer)}
+    assert common in props["Layers"] and common in api["Properties"]["Layers"]
+    assert props["Layers"] != api["Properties"]["Layers"]
     assert props["Runtime"] == "python3.14"
     assert props["MemorySize"] == 3008
     assert props["Timeout"] == 900

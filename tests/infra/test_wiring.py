@@ -41,8 +41,8 @@ def test_promotion_functions_come_from_the_factory(default_synth: Synth) -> None
         # runtime, architecture, layers, logging and tracing: the same as every function
         for key in ("Runtime", "Architectures", "TracingConfig"):
             assert p[key] == api[key], key
-        assert sorted(p["Layers"], key=str) == sorted(layers, key=str)
-        assert p["Layers"] == api["Layers"]
+        # the mlserve layer is shared; the deps layer is the function's own traced set
+        assert layers[1] in p["Layers"] and len(p["Layers"]) == 2
         assert p["LoggingConfig"]["LogFormat"] == "JSON"
         assert render(p["LoggingConfig"]["LogGroup"]).startswith("<")
         variables = p["Environment"]["Variables"]
