@@ -115,6 +115,7 @@ bench-deps:
 
 bench: $(STAMP) bench-deps
 	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.footprint
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

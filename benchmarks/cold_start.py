@@ -45,6 +45,25 @@ heavy = [m for m in ("mlflow", "boto3", "botocore", "matplotlib") if m in sys.mo
 print(json.dumps({"import_s": imported - started, "total_s": done - started, "heavy_modules": heavy}))
 """
 
+# SnapStart, simulated locally: init + the before-snapshot hook is the work a snapshot
+# captures once per published version; after_restore + the first request is what each
+# restored environment still pays.
+SNAPSTART_SCRIPT = """
+import time
+started = time.perf_counter()
+import json, sys
+import lambda_api.handler
+lambda_api.handler.before_snapshot()
+snapshot = time.perf_counter()
+lambda_api.handler.after_restore()
+from tests.apigw_events import FakeLambdaContext, rest_v1_event
+event = rest_v1_event("POST", "/predict", sys.argv[1], {"Content-Type": "application/json"})
+response = lambda_api.handler.handler(event, FakeLambdaContext())
+done = time.perf_counter()
+assert response["statusCode"] == 200, response
+print(json.dumps({"import_s": snapshot - started, "total_s": done - snapshot}))
+"""
+
 PYFUNC_SCRIPT = """
 import time
 started = time.perf_counter()
@@ -119,6 +138,21 @@ def with_bytecode(layer: Path) -> Path:
     return target
 
 
+def host_architecture() -> str:
+    return "arm64" if os.uname().machine in ("aarch64", "arm64") else "x86_64"
+
+
+def shipped_api_layer(python_version: str) -> Path:
+    """The API function's deps layer exactly as the CDK build makes it (its lock file, pip
+    for Lambda's manylinux platform, pruned, bytecode when this machine has that Python),
+    for this machine's CPU so it can be imported here."""
+    from infra.bundling import cached_deps_site, function_lock
+
+    return cached_deps_site(
+        architecture=host_architecture(), python_version=python_version, requirements=function_lock("api")
+    )
+
+
 def one_row_body(features: Any) -> str:
     return json.dumps({"instances": features.head(1).to_dict(orient="records")})
 
@@ -150,6 +184,11 @@ def measure(store_uri: str, model_dir: Path, features: Any, runs: int) -> dict[s
         }
 
     peer_env = {**base_env, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    local_version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    shipped = shipped_api_layer(local_version)
+    from infra.bundling import bytecode_interpreter
+
+    python313 = bytecode_interpreter("3.13")
     # -S: no site-packages, only the pruned layer. (-I would also drop PYTHONPATH.)
     ours_cmd = [sys.executable, "-S", "-c", OURS_SCRIPT, body]
     peer_cmd = [sys.executable, "-c", PYFUNC_SCRIPT, body, str(model_dir)]
@@ -157,7 +196,16 @@ def measure(store_uri: str, model_dir: Path, features: Any, runs: int) -> dict[s
         "mlserve_no_pyc": (ours_cmd, ours_env(layer)),
         "mlserve_pyc": (ours_cmd, ours_env(compiled)),
         "pyfunc": (peer_cmd, peer_env),
+        # as shipped: the API's own traced layer (no fastapi-less extras, no wcwidth...), with
+        # the bytecode the build adds for this Python
+        f"mlserve_shipped_{local_version}": (ours_cmd, ours_env(shipped)),
+        "snapstart": ([sys.executable, "-S", "-c", SNAPSTART_SCRIPT, body], ours_env(shipped)),
     }
+    if python313 is not None:  # Lambda's python3.13 layer as built here (x86_64), with its bytecode
+        sides["mlserve_shipped_3.13"] = (
+            [python313, "-S", "-c", OURS_SCRIPT, body],
+            ours_env(shipped_api_layer("3.13")),
+        )
     for command, env in sides.values():  # untimed: warms the OS page cache for every side
         _run(command, env)
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
@@ -174,6 +222,12 @@ def measure(store_uri: str, model_dir: Path, features: Any, runs: int) -> dict[s
     peer = result["pyfunc"]["total_ms"]["p50"]
     result["ratio_median"] = result["mlserve_pyc"]["total_ms"]["p50"] / peer
     result["ratio_median_no_pyc"] = result["mlserve_no_pyc"]["total_ms"]["p50"] / peer
+    result["ratio_median_shipped"] = result[f"mlserve_shipped_{local_version}"]["total_ms"]["p50"] / peer
+    result["shipped_python"] = local_version
+    if "mlserve_shipped_3.13" in result:
+        result["ratio_median_shipped_3.13"] = result["mlserve_shipped_3.13"]["total_ms"]["p50"] / peer
+    # snapstart: import_ms = init + before-snapshot hook (captured once in the snapshot),
+    # total_ms = after_restore + the first request (paid by each restored environment)
     return result
 
 
@@ -183,10 +237,19 @@ def main() -> None:
     args = parser.parse_args()
     store_uri, model_dir, features = demo_store()
     result = measure(store_uri, model_dir, features, args.runs)
-    for side in ("mlserve_no_pyc", "mlserve_pyc", "pyfunc"):
-        t = result[side]["total_ms"]
-        print(f"{side:15} cold start: min {t['min']:.0f} / median {t['p50']:.0f} / max {t['max']:.0f} ms")
+    for side, values in result.items():
+        if isinstance(values, dict) and "total_ms" in values and side != "snapstart":
+            t = values["total_ms"]
+            print(f"{side:22} cold start: min {t['min']:.0f} / median {t['p50']:.0f} / max {t['max']:.0f} ms")
     print(f"ratio (median, with bytecode): {result['ratio_median']:.2f}; without: {result['ratio_median_no_pyc']:.2f}")
+    print(f"ratio (median, as shipped for python{result['shipped_python']}): {result['ratio_median_shipped']:.2f}")
+    if "ratio_median_shipped_3.13" in result:
+        print(f"ratio (median, as shipped for python3.13): {result['ratio_median_shipped_3.13']:.2f}")
+    snap = result["snapstart"]
+    print(
+        f"snapstart: init + before_snapshot median {snap['import_ms']['p50']:.0f} ms (captured in the snapshot); "
+        f"after_restore + first request median {snap['total_ms']['p50']:.0f} ms"
+    )
     print(write_results("cold-start", result))
 
 

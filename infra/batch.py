@@ -141,7 +141,8 @@ class BatchScoring(Construct):
         for suffix in SUFFIXES:
             self.bucket.add_event_notification(
                 s3.EventType.OBJECT_CREATED,
-                s3n.LambdaDestination(self.function),
+                # the live alias: its published version is the one SnapStart snapshots
+                s3n.LambdaDestination(self.serving.invoke_target),
                 s3.NotificationKeyFilter(prefix=INCOMING_PREFIX, suffix=suffix),
             )
 

@@ -9,6 +9,7 @@ pruned result is cached under ``.cache/layers/<hash>`` so only the first synth p
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import shutil
@@ -27,14 +28,22 @@ from aws_cdk import aws_lambda as lambda_
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEPS_REQUIREMENTS = REPO_ROOT / "layers" / "deps" / "requirements.txt"
 COMMON_LAYER_DIR = REPO_ROOT / "layers" / "common"
+# Per-function dependency sets (from layers/deps/trace_imports.py) and their hashed lock
+# files (from layers/deps/lock.py): what each function's deps layer installs.
+FUNCTION_SETS = DEPS_REQUIREMENTS.parent / "functions.json"
+LOCKS_DIR = DEPS_REQUIREMENTS.parent / "locks"
 DEFAULT_CACHE_ROOT = REPO_ROOT / ".cache" / "layers"
 
 # The Lambda runtime ships these; bundling our own copy only costs ~25 MB of the 250 MB.
 RUNTIME_PROVIDED_PACKAGES = ("boto3", "botocore", "s3transfer")
 PRUNED_DIR_NAMES = frozenset({"tests", "__pycache__"})
-PRUNED_SUFFIXES = (".pyi", ".pyc")
+# Bytecode (rebuilt for the runtime by compile_layer), stubs, and sources/headers of the
+# compiled extensions (Cython, C/C++, Fortran, templates): Python never imports them.
+PRUNED_SUFFIXES = (
+    ".pyi", ".pyc", ".pyx", ".pxd", ".pxi", ".c", ".cpp", ".h", ".hpp", ".tp", ".pyf", ".f", ".f90",
+)  # fmt: skip
 # Bump when the pruning rules change so stale cache entries are not reused.
-PRUNE_RULES_VERSION = "1"
+PRUNE_RULES_VERSION = "4"
 _CACHE_COMPLETE_MARKER = ".complete"
 
 # Local bundling always succeeds or raises, so this image is never pulled.
@@ -51,14 +60,81 @@ def pip_platform_tags(architecture: str) -> list[str]:
 
 
 def deps_layer_hash(requirements: Path, architecture: str, python_version: str) -> str:
-    """Identity of a built layer: same requirements + platform + Python -> same bytes."""
+    """Identity of a built layer: same requirements + platform + Python (+ whether this
+    machine can add bytecode for it) -> same bytes."""
     digest = hashlib.sha256()
     digest.update(requirements.read_bytes())
     digest.update(f"\0{architecture}\0{python_version}\0{PRUNE_RULES_VERSION}".encode())
+    if bytecode_interpreter(python_version) is not None:
+        digest.update(b"\0bytecode")
     return digest.hexdigest()
 
 
-def pip_install_command(requirements: Path, target: Path, architecture: str, python_version: str) -> list[str]:
+# A layer's share of the 200 MB per-function target (code and the mlserve layer take the
+# rest, < 2 MB): bytecode that would push a layer past it is not shipped.
+BYTECODE_LAYER_BUDGET_BYTES = 195 * 1024 * 1024
+
+
+@functools.cache
+def bytecode_interpreter(python_version: str) -> str | None:
+    """An interpreter of exactly the runtime's X.Y on this machine (PATH or pyenv), or None.
+    Bytecode is only valid for the minor version that wrote it."""
+    name = f"python{python_version}"
+    candidates = [shutil.which(name)]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates += [str(path) for path in sorted(pyenv_root.glob(f"versions/{python_version}.*/bin/{name}"))]
+    for candidate in candidates:
+        if not candidate:
+            continue
+        result = subprocess.run(
+            [candidate, "-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode == 0 and result.stdout.strip() == python_version:
+            return candidate
+    return None
+
+
+def compile_layer(site_dir: Path, python_version: str) -> str:
+    """Add bytecode to a built layer when it pays and fits. /opt is read-only in Lambda, so
+    without it every new sandbox compiles numpy, pandas, scikit-learn... on import. Written
+    with ``unchecked-hash`` invalidation: Lambda never re-validates it against the sources
+    (they cannot change), and the files do not depend on the build's timestamps. Returns the
+    one line that says what happened."""
+    interpreter = bytecode_interpreter(python_version)
+    if interpreter is None:
+        return (
+            f"mlserve: no python{python_version} interpreter on this machine: the deps layer ships "
+            "without bytecode (Lambda compiles on first import)"
+        )
+    before = directory_size(site_dir)
+    if before >= BYTECODE_LAYER_BUDGET_BYTES:
+        return (
+            f"mlserve: deps layer ships without bytecode: it is already {before / 2**20:.0f} MiB, over its "
+            f"{BYTECODE_LAYER_BUDGET_BYTES / 2**20:.0f} MiB share of the 200 MiB target"
+        )
+    command = [interpreter, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(site_dir)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    after = directory_size(site_dir)
+    if result.returncode != 0 or after > BYTECODE_LAYER_BUDGET_BYTES:
+        for pycache in list(site_dir.rglob("__pycache__")):
+            shutil.rmtree(pycache, ignore_errors=True)
+        reason = "compileall failed" if result.returncode != 0 else f"{after / 2**20:.0f} MiB is over the budget"
+        return f"mlserve: deps layer ships without bytecode ({reason})"
+    return (
+        f"mlserve: deps layer bytecode for python{python_version} added "
+        f"({(after - before) / 2**20:.1f} MiB, layer {after / 2**20:.1f} MiB)"
+    )
+
+
+def pip_install_command(
+    requirements: Path, target: Path, architecture: str, python_version: str, *, exact_set: bool = False
+) -> list[str]:
+    """``exact_set``: the requirements are a function's complete, traced set (a lock file):
+    install exactly those (``--no-deps``), each checked against its pinned hashes."""
+    exact_args = ["--no-deps", "--require-hashes"] if exact_set else []
     platform_args: list[str] = []
     for tag in pip_platform_tags(architecture):
         platform_args += ["--platform", tag]
@@ -81,7 +157,31 @@ def pip_install_command(requirements: Path, target: Path, architecture: str, pyt
         "--implementation",
         "cp",
         "--only-binary=:all:",
+        *exact_args,
     ]
+
+
+# Parts of needed distributions that no function imports (module-level import trace of the
+# handlers: Powertools is used for Logger/Metrics/Tracer only, scikit-learn's bundled toy
+# datasets serve its dataset loaders only): ~4.5 MB of the API's layer.
+PRUNED_SUBPATHS = (
+    "aws_lambda_powertools/event_handler",  # its own REST/GraphQL router, Swagger UI assets
+    "sklearn/datasets/data",
+    "sklearn/datasets/images",
+    "sklearn/datasets/descr",
+)
+# aws_lambda_powertools/utilities: only these are imported (Logger's correlation ids).
+KEPT_POWERTOOLS_UTILITIES = frozenset({"__init__.py", "jmespath_utils", "typing"})
+
+
+def _prune_unused_subpaths(site_dir: Path) -> None:
+    for relative in PRUNED_SUBPATHS:
+        shutil.rmtree(site_dir / relative, ignore_errors=True)
+    utilities = site_dir / "aws_lambda_powertools" / "utilities"
+    if utilities.is_dir():
+        for child in utilities.iterdir():
+            if child.name not in KEPT_POWERTOOLS_UTILITIES:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
 def prune_layer(site_dir: Path) -> None:
@@ -90,6 +190,7 @@ def prune_layer(site_dir: Path) -> None:
         shutil.rmtree(site_dir / name, ignore_errors=True)
         for dist_info in site_dir.glob(f"{name}-*.dist-info"):
             shutil.rmtree(dist_info, ignore_errors=True)
+    _prune_unused_subpaths(site_dir)
     # Walk bottom-up so removing a directory never disturbs the walk.
     for dirpath, dirnames, filenames in os.walk(site_dir, topdown=False):
         current = Path(dirpath)
@@ -99,6 +200,12 @@ def prune_layer(site_dir: Path) -> None:
         for dirname in dirnames:
             if dirname in PRUNED_DIR_NAMES:
                 shutil.rmtree(current / dirname, ignore_errors=True)
+
+
+# Not done: stripping the shared libraries. llvm-strip (the one strip here that handles
+# aarch64) saves ~13 MB but rewrites the ELF layout of wheels patched by auditwheel:
+# numpy then fails to load ("ELF load command address/offset not page-aligned", seen in
+# the e2e run). Kept out until it can be verified on the target architecture.
 
 
 def directory_size(path: Path) -> int:
@@ -131,14 +238,17 @@ def cached_deps_site(
     requirements: Path = DEPS_REQUIREMENTS,
     cache_root: Path = DEFAULT_CACHE_ROOT,
 ) -> Path:
-    """The pruned deps (a site-packages dir) in the cache, built with pip at most once."""
+    """The pruned deps (a site-packages dir) in the cache, built with pip at most once.
+    A function's lock file (``layers/deps/locks/<kind>.txt``) is installed as an exact,
+    hash-checked set."""
+    exact_set = requirements.parent == LOCKS_DIR
     cached = cache_root / deps_layer_hash(requirements, architecture, python_version)
     if not (cached / _CACHE_COMPLETE_MARKER).exists():
         cache_root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix="building-", dir=cache_root))
         try:
             site_dir = staging / "python"
-            command = pip_install_command(requirements, site_dir, architecture, python_version)
+            command = pip_install_command(requirements, site_dir, architecture, python_version, exact_set=exact_set)
             started = time.monotonic()
             print(
                 f"mlserve: building deps layer for {architecture}/python{python_version} "
@@ -152,6 +262,7 @@ def cached_deps_site(
                     f"{architecture}/python{python_version}:\n{result.stderr or result.stdout}"
                 )
             prune_layer(site_dir)
+            print(compile_layer(site_dir, python_version), file=sys.stderr)
             (staging / _CACHE_COMPLETE_MARKER).write_text(f"{time.monotonic() - started:.1f}s\n")
             # Another synth may have finished the same build meanwhile: keep the first one.
             if not (cached / _CACHE_COMPLETE_MARKER).exists():
@@ -184,10 +295,13 @@ def build_deps_layer(
 class PipLayerBundler:
     """CDK local bundler for the deps layer; never falls back to Docker."""
 
-    def __init__(self, *, architecture: str, python_version: str, cache_root: Path) -> None:
+    def __init__(
+        self, *, architecture: str, python_version: str, cache_root: Path, requirements: Path = DEPS_REQUIREMENTS
+    ) -> None:
         self.architecture = architecture
         self.python_version = python_version
         self.cache_root = cache_root
+        self.requirements = requirements
 
     # jsii passes the BundlingOptions struct positionally; we need none of it.
     def try_bundle(self, output_dir: str, options: Any = None) -> bool:
@@ -196,6 +310,7 @@ class PipLayerBundler:
             architecture=self.architecture,
             python_version=self.python_version,
             cache_root=self.cache_root,
+            requirements=self.requirements,
         )
         return True
 
@@ -239,11 +354,18 @@ def _source_hash(paths: Iterable[Path]) -> str:
     return digest.hexdigest()
 
 
-def deps_layer_code(*, architecture: str, python_version: str, cache_root: Path = DEFAULT_CACHE_ROOT) -> lambda_.Code:
+def deps_layer_code(
+    *,
+    architecture: str,
+    python_version: str,
+    cache_root: Path = DEFAULT_CACHE_ROOT,
+    requirements: Path = DEPS_REQUIREMENTS,
+) -> lambda_.Code:
+    """The deps layer for ``requirements``: the full pin list, or a function's lock file."""
     return lambda_.Code.from_asset(
         str(DEPS_REQUIREMENTS.parent),
         # Hashing the inputs (not the 240 MB output) keeps the asset id stable and cheap.
-        asset_hash=deps_layer_hash(DEPS_REQUIREMENTS, architecture, python_version),
+        asset_hash=deps_layer_hash(requirements, architecture, python_version),
         asset_hash_type=AssetHashType.CUSTOM,
         bundling=BundlingOptions(
             image=UNUSED_DOCKER_IMAGE,
@@ -251,10 +373,54 @@ def deps_layer_code(*, architecture: str, python_version: str, cache_root: Path 
             # them positionally to our signature; the cast tells mypy it conforms.
             local=cast(
                 ILocalBundling,
-                PipLayerBundler(architecture=architecture, python_version=python_version, cache_root=cache_root),
+                PipLayerBundler(
+                    architecture=architecture,
+                    python_version=python_version,
+                    cache_root=cache_root,
+                    requirements=requirements,
+                ),
             ),
         ),
     )
+
+
+def lock_pins(lock: Path) -> list[str]:
+    """The ``name==version`` lines of a lock file (its hash lines dropped)."""
+    return [line.split()[0] for line in lock.read_text().splitlines() if "==" in line and not line.startswith("#")]
+
+
+def function_lock(kind: str) -> Path:
+    """``layers/deps/locks/<kind>.txt``, after checking it still matches requirements.txt and
+    the traced set, and that the function's code imports nothing outside that set: a stale
+    lock or a new import fails the synth (the build) with the fix in the message."""
+    from infra.dependency_check import check_function_imports
+
+    check_function_imports(kind, FUNCTION_SETS)
+    lock = LOCKS_DIR / f"{kind}.txt"
+    expected = _expected_pins(kind)
+    if not lock.is_file() or lock_pins(lock) != expected:
+        found = lock_pins(lock) if lock.is_file() else "no file"
+        raise RuntimeError(
+            f"{lock} is out of date (has {found}, requirements.txt + functions.json give {expected}): "
+            "run `python layers/deps/lock.py`"
+        )
+    return lock
+
+
+def _expected_pins(kind: str) -> list[str]:
+    """What ``layers/deps/lock.py`` would pin for the function (the script is the one
+    implementation: requirements.txt filtered to the function's traced set)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mlserve_deps_lock", DEPS_REQUIREMENTS.parent / "lock.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        lines: list[str] = module.pinned_lines(kind, requirements=DEPS_REQUIREMENTS, sets=FUNCTION_SETS)
+    except SystemExit as exc:  # the script's way of saying "not pinned"
+        raise RuntimeError(str(exc)) from None
+    return lines
 
 
 def common_layer_code() -> lambda_.Code:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, cast
 
 Architecture = Literal["arm64", "x86_64"]
@@ -109,14 +109,60 @@ DEFAULTS: dict[str, Any] = {
     "schedule_flexible_window_minutes": 0,
     "schedule_max_files": 100,
     "schedule_stop_margin_seconds": 60,
+    # Per function: memory, timeout, reserved concurrency (null = the account's unreserved
+    # pool; for batch, null falls back to batch_reserved_concurrency), SnapStart (on
+    # published versions, behind the `live` alias) and /tmp size (<= 512 MB with SnapStart).
     "functions": {
-        "api": {"memory_mb": 2048, "timeout_seconds": 29},
-        "batch": {"memory_mb": 3008, "timeout_seconds": 900},
-        "promote": {"memory_mb": 2048, "timeout_seconds": 300},
-        "webhook": {"memory_mb": 256, "timeout_seconds": 10},
-        "stream": {"memory_mb": 2048, "timeout_seconds": 60},
-        "scheduled": {"memory_mb": 3008, "timeout_seconds": 900},
+        "api": {
+            "memory_mb": 2048,
+            "timeout_seconds": 29,
+            "reserved_concurrency": None,
+            "snap_start": True,
+            "ephemeral_storage_mb": 512,
+        },
+        "batch": {
+            "memory_mb": 3008,
+            "timeout_seconds": 900,
+            "reserved_concurrency": None,
+            "snap_start": True,
+            "ephemeral_storage_mb": 512,
+        },
+        "promote": {
+            "memory_mb": 2048,
+            "timeout_seconds": 300,
+            "reserved_concurrency": None,
+            "snap_start": True,
+            "ephemeral_storage_mb": 512,
+        },
+        "webhook": {
+            "memory_mb": 256,
+            "timeout_seconds": 10,
+            "reserved_concurrency": None,
+            "snap_start": False,
+            "ephemeral_storage_mb": 512,
+        },
+        # The stream consumer (event source mapping) and scheduled batch (EventBridge Scheduler)
+        # invoke the function unqualified: no published version, so no SnapStart.
+        "stream": {
+            "memory_mb": 2048,
+            "timeout_seconds": 60,
+            "reserved_concurrency": None,
+            "snap_start": False,
+            "ephemeral_storage_mb": 512,
+        },
+        "scheduled": {
+            "memory_mb": 3008,
+            "timeout_seconds": 900,
+            "reserved_concurrency": None,
+            "snap_start": False,
+            "ephemeral_storage_mb": 512,
+        },
     },
+    # SnapStart master switch (the per-function `snap_start` keys apply only while this is
+    # true): false for emulators without SnapStart. The API's alternative is provisioned
+    # concurrency on its `live` alias; the two are exclusive (refused at synth).
+    "snap_start": True,
+    "provisioned_concurrency": 0,
 }
 
 
@@ -154,6 +200,24 @@ class StreamSettings:
     max_record_age_seconds: int
     retry_attempts: int
     parallelization_factor: int
+
+
+# Functions whose triggers invoke the `live` alias, so SnapStart (published versions only)
+# can apply; the webhook is small (no numpy), starts fast and is invoked unqualified.
+SNAP_START_KINDS = ("api", "batch", "promote")
+# Lambda refuses SnapStart with more than 512 MB of ephemeral storage.
+SNAP_START_MAX_EPHEMERAL_MB = 512
+
+
+@dataclass(frozen=True)
+class FunctionStartup:
+    """How a function starts and scales: reserved concurrency (None = unreserved pool),
+    SnapStart on published versions, provisioned concurrency on the `live` alias, /tmp size."""
+
+    reserved_concurrency: int | None = None
+    snap_start: bool = False
+    provisioned_concurrency: int = 0
+    ephemeral_storage_mb: int = 512
 
 
 @dataclass(frozen=True)
@@ -201,6 +265,10 @@ class ServingConfig:
     schedule_max_files: int = 100
     schedule_stop_margin_seconds: int = 60
     scheduled_function: FunctionSettings = FunctionSettings(3008, 900)
+    # Keyed by FUNCTION_KINDS; see FunctionStartup. Defaults keep older callers working.
+    startup: Mapping[str, FunctionStartup] = field(
+        default_factory=lambda: {kind: FunctionStartup() for kind in FUNCTION_KINDS}
+    )
 
     @property
     def python_version(self) -> str:
@@ -295,6 +363,13 @@ class ServingConfig:
                 "schedule_stop_margin_seconds", value("schedule_stop_margin_seconds"), 0, 600
             ),
             scheduled_function=functions["scheduled"],
+            startup=_function_startup(
+                value("functions"),
+                snap_start=_bool("snap_start", value("snap_start")),
+                provisioned_concurrency=_int("provisioned_concurrency", value("provisioned_concurrency"), 0, 10_000),
+                batch_reserved_concurrency=_reserved_concurrency(value("batch_reserved_concurrency")),
+                python_runtime=_python_runtime(value("python_runtime")),
+            ),
         )
 
     @classmethod
@@ -707,3 +782,63 @@ def _drift_thresholds(raw: Any) -> dict[str, float]:
     if unknown:
         raise ConfigError(f"context 'drift_thresholds' has unknown test(s) {unknown}; known: {list(DRIFT_TEST_NAMES)}")
     return {test: _number(f"drift_thresholds.{test}", value, 0, 10) for test, value in raw.items()}
+
+
+def _function_startup(
+    raw: Any,
+    *,
+    snap_start: bool,
+    provisioned_concurrency: int,
+    batch_reserved_concurrency: int | None,
+    python_runtime: str,
+) -> dict[str, FunctionStartup]:
+    """The ``functions.<kind>`` startup keys (already shape-checked by _merge_functions)
+    combined with the top-level ``snap_start`` switch and ``provisioned_concurrency`` (the API's)."""
+    raw = _parse_cli_json("functions", raw)
+    result: dict[str, FunctionStartup] = {}
+    for kind in FUNCTION_KINDS:
+        merged = {**DEFAULTS["functions"][kind], **(raw.get(kind) or {})}
+        prefix = f"functions.{kind}"
+        reserved_raw = merged["reserved_concurrency"]
+        if reserved_raw is None or (isinstance(reserved_raw, str) and reserved_raw.strip().lower() in {"", "none"}):
+            reserved = batch_reserved_concurrency if kind == "batch" else None
+        else:
+            # 0 would throttle every invocation: the function could never run.
+            reserved = _int(f"{prefix}.reserved_concurrency", reserved_raw, 1, 10_000)
+        wants_snap_start = _bool(f"{prefix}.snap_start", merged["snap_start"])
+        if wants_snap_start and kind not in SNAP_START_KINDS:
+            raise ConfigError(
+                f"context '{prefix}.snap_start' must be false: only {list(SNAP_START_KINDS)} are invoked "
+                "through a published version (the webhook carries no numpy and starts fast without it)"
+            )
+        ephemeral = _int(f"{prefix}.ephemeral_storage_mb", merged["ephemeral_storage_mb"], 512, 10240)
+        on = snap_start and wants_snap_start
+        if on and int(python_runtime.removeprefix("python3.")) < 12:
+            raise ConfigError(
+                f"context 'snap_start' needs python_runtime python3.12 or later (Lambda's SnapStart), got "
+                f"{python_runtime!r}; set -c snap_start=false"
+            )
+        if on and ephemeral > SNAP_START_MAX_EPHEMERAL_MB:
+            raise ConfigError(
+                f"context '{prefix}.ephemeral_storage_mb' must be <= {SNAP_START_MAX_EPHEMERAL_MB} while SnapStart is "
+                f"on (Lambda refuses larger /tmp with SnapStart), got {ephemeral}; or set '{prefix}.snap_start' false"
+            )
+        provisioned = provisioned_concurrency if kind == "api" else 0
+        if on and provisioned:
+            raise ConfigError(
+                f"context 'provisioned_concurrency' ({provisioned}) and SnapStart ('snap_start' and "
+                f"'{prefix}.snap_start' true) are exclusive: Lambda allows one or the other on a version; "
+                "set -c snap_start=false (or functions.api.snap_start false) to use provisioned concurrency"
+            )
+        if reserved is not None and provisioned > reserved:
+            raise ConfigError(
+                f"context 'provisioned_concurrency' ({provisioned}) cannot exceed "
+                f"'{prefix}.reserved_concurrency' ({reserved})"
+            )
+        result[kind] = FunctionStartup(
+            reserved_concurrency=reserved,
+            snap_start=on,
+            provisioned_concurrency=provisioned,
+            ephemeral_storage_mb=ephemeral,
+        )
+    return result

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Size
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
@@ -19,17 +19,29 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.bundling import function_code
-from infra.config import LOG_RETENTION_DAYS, FunctionSettings, ServingConfig
+from infra.config import (
+    FUNCTION_KINDS,
+    LOG_RETENTION_DAYS,
+    SNAP_START_KINDS,
+    FunctionSettings,
+    FunctionStartup,
+    ServingConfig,
+)
 from infra.nag import acknowledge
 
 LAMBDA_CACHE_DIR = "/tmp/mlserve"  # the only writable path in Lambda
 METRICS_NAMESPACE = "mlserve"
+# Every trigger of a function with a published version invokes this alias: SnapStart and
+# provisioned concurrency apply to published versions only, never to $LATEST.
+LIVE_ALIAS = "live"
 
 
 def lambda_runtime(name: str) -> lambda_.Runtime:
     """The runtime named in config; built from the name so a newer runtime than this
     aws-cdk-lib knows about still works."""
-    return lambda_.Runtime(name, lambda_.RuntimeFamily.PYTHON)
+    minor = int(name.removeprefix("python3."))
+    # Lambda supports SnapStart for Python 3.12 and later.
+    return lambda_.Runtime(name, lambda_.RuntimeFamily.PYTHON, supports_snap_start=minor >= 12)
 
 
 def lambda_architecture(name: str) -> lambda_.Architecture:
@@ -63,6 +75,15 @@ class ServingFunction:
     log_group: logs.LogGroup
     # Set for functions created with ``asynchronous=``: where failed events end up.
     dead_letter_queue: sqs.Queue | None = None
+    # The `live` alias on the published version (api, batch, promote): what triggers invoke.
+    alias: lambda_.Alias | None = None
+    startup: FunctionStartup = field(default_factory=FunctionStartup)
+
+    @property
+    def invoke_target(self) -> lambda_.IFunction:
+        """What an integration, notification or rule should invoke: the alias when there is
+        one (so SnapStart / provisioned concurrency apply), else the function."""
+        return self.alias if self.alias is not None else self.function
 
 
 class FunctionFactory:
@@ -81,6 +102,7 @@ class FunctionFactory:
         layers: list[lambda_.ILayerVersion],
         store_uri: str,
         code: Callable[[str], lambda_.Code] = function_code,
+        kind_layers: Mapping[str, list[lambda_.ILayerVersion]] | None = None,
     ) -> None:
         """``code`` turns a package name into the function's code asset: by default only
         that package (deps and mlserve come from ``layers``); with ``bundle_deps=function``
@@ -89,6 +111,8 @@ class FunctionFactory:
         self.layers = layers
         self.store_uri = store_uri
         self.code = code
+        # functions.<kind> -> its own layers (a deps layer per dependency set); else ``layers``
+        self.kind_layers = dict(kind_layers or {})
 
     def base_environment(self, service: str) -> dict[str, str]:
         config = self.config
@@ -123,6 +147,8 @@ class FunctionFactory:
         async invoke config (retries, max event age, on-failure SQS queue ``<id>DeadLetterQueue``)
         and reserved concurrency."""
         config = self.config
+        kind = self.kind_of(settings)
+        startup = config.startup.get(kind, FunctionStartup()) if kind else FunctionStartup()
         removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
         log_group = logs.LogGroup(
             scope,
@@ -152,7 +178,7 @@ class FunctionFactory:
             handler=handler,
             runtime=lambda_runtime(config.python_runtime),
             architecture=lambda_architecture(config.architecture),
-            layers=self.layers or None,
+            layers=(self.kind_layers.get(kind) if kind else None) or self.layers or None,
             memory_size=settings.memory_mb,
             timeout=Duration.seconds(settings.timeout_seconds),
             role=role,
@@ -160,8 +186,21 @@ class FunctionFactory:
             logging_format=lambda_.LoggingFormat.JSON,
             tracing=lambda_.Tracing.ACTIVE,
             environment={**self.base_environment(service), **(extra_environment or {})},
-            reserved_concurrent_executions=asynchronous.reserved_concurrency if asynchronous else None,
+            reserved_concurrent_executions=self._reserved_concurrency(startup, asynchronous),
+            ephemeral_storage_size=Size.mebibytes(startup.ephemeral_storage_mb),
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if startup.snap_start else None,
         )
+        alias = None
+        if kind in SNAP_START_KINDS:
+            alias = lambda_.Alias(
+                scope,
+                f"{construct_id}LiveAlias",
+                alias_name=LIVE_ALIAS,
+                # current_version publishes a new version whenever code or config change;
+                # with SnapStart, Lambda takes the snapshot at that publish.
+                version=function.current_version,
+                provisioned_concurrent_executions=startup.provisioned_concurrency or None,
+            )
         dead_letter_queue = None
         if asynchronous is not None:
             dead_letter_queue = self._async_failure_handling(scope, construct_id, function, asynchronous)
@@ -172,7 +211,29 @@ class FunctionFactory:
             "X-Ray tracing (Tracing.ACTIVE): xray:PutTraceSegments and "
             "xray:PutTelemetryRecords do not support resource-level permissions.",
         )
-        return ServingFunction(function=function, role=role, log_group=log_group, dead_letter_queue=dead_letter_queue)
+        return ServingFunction(
+            function=function,
+            role=role,
+            log_group=log_group,
+            dead_letter_queue=dead_letter_queue,
+            alias=alias,
+            startup=startup,
+        )
+
+    def kind_of(self, settings: FunctionSettings) -> str | None:
+        """Which ``functions.<kind>`` of the config these settings are (by identity: each
+        construct passes ``config.<kind>_function``), so the startup keys follow them."""
+        for kind in FUNCTION_KINDS:
+            if getattr(self.config, f"{kind}_function", None) is settings:
+                return kind
+        return None
+
+    @staticmethod
+    def _reserved_concurrency(startup: FunctionStartup, asynchronous: AsyncInvocation | None) -> int | None:
+        """``functions.<kind>.reserved_concurrency`` wins; else the construct's own cap."""
+        if startup.reserved_concurrency is not None:
+            return startup.reserved_concurrency
+        return asynchronous.reserved_concurrency if asynchronous else None
 
     def _async_failure_handling(
         self, scope: Construct, construct_id: str, function: lambda_.Function, settings: AsyncInvocation

@@ -5,7 +5,6 @@ from __future__ import annotations
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -62,7 +61,9 @@ class OnlineApi(Construct):
             self._grant_page_uploads(batch)
         # API Gateway invokes the alias, so a deploy shifts traffic to a whole new version
         # at once; the model itself hot-swaps inside the function without a deploy.
-        self.alias = lambda_.Alias(self, "LiveAlias", alias_name=LIVE_ALIAS, version=self.function.current_version)
+        # (The factory creates it, with SnapStart / provisioned concurrency per context.)
+        assert self.serving.alias is not None
+        self.alias = self.serving.alias
 
         removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
         self.access_logs = logs.LogGroup(

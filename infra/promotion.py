@@ -155,7 +155,7 @@ class Promotion(Construct):
             event_bus=self.bus,
             description=f"ModelPromoted -> redeploy {config.model_name}",
             event_pattern=_pattern(promoted_pattern()),
-            targets=[targets.LambdaFunction(self.redeploy_function, **target_options)],  # type: ignore[arg-type]
+            targets=[targets.LambdaFunction(self.redeploy.invoke_target, **target_options)],  # type: ignore[arg-type]
         )
         self.sagemaker_rule: events.Rule | None = None
         if package_group:
@@ -165,7 +165,7 @@ class Promotion(Construct):
                 "SageMakerApprovedRule",
                 description=f"SageMaker approvals in {package_group} -> redeploy {config.model_name}",
                 event_pattern=_pattern(sagemaker_pattern(package_group)),
-                targets=[targets.LambdaFunction(self.redeploy_function, **target_options)],  # type: ignore[arg-type]
+                targets=[targets.LambdaFunction(self.redeploy.invoke_target, **target_options)],  # type: ignore[arg-type]
             )
 
         self.webhook: ServingFunction = functions.create(

@@ -13,8 +13,15 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.batch import BatchScoring
-from infra.bundling import DEFAULT_CACHE_ROOT, bundled_function_code, common_layer_code, deps_layer_code
-from infra.config import DriftConfig, ServingConfig
+from infra.bundling import (
+    DEFAULT_CACHE_ROOT,
+    bundled_function_code,
+    common_layer_code,
+    deps_layer_code,
+    function_lock,
+    lock_pins,
+)
+from infra.config import FUNCTION_KINDS, DriftConfig, ServingConfig
 from infra.drift import DriftMonitoring
 from infra.functions import FunctionFactory, lambda_architecture, lambda_runtime
 from infra.model_store import ModelStore
@@ -58,21 +65,32 @@ class MlserveStack(Stack):
 
             self.functions = FunctionFactory(config=config, layers=[], store_uri=self.model_store.store_uri, code=code)
         else:
-            self.deps_layer = lambda_.LayerVersion(
-                self,
-                "DepsLayer",
-                description=(
-                    "mlserve third-party deps (layers/deps/requirements.txt) for "
-                    f"{config.python_runtime}/{config.architecture}"
-                ),
-                code=deps_layer_code(
-                    architecture=config.architecture,
-                    python_version=config.layer_python_version,
-                    cache_root=layer_cache_root,
-                ),
-                compatible_runtimes=[runtime],
-                compatible_architectures=[architecture],
-            )
+            # One deps layer per distinct function set (layers/deps/locks/<kind>.txt): each
+            # function carries only what its imports need (the webhook: no numpy at all).
+            self.deps_layers: dict[str, lambda_.LayerVersion] = {}
+            layer_by_lock: dict[tuple[str, ...], lambda_.LayerVersion] = {}
+            for kind in FUNCTION_KINDS:
+                lock = function_lock(kind)
+                pinned = tuple(lock_pins(lock))
+                if pinned not in layer_by_lock:
+                    layer_by_lock[pinned] = lambda_.LayerVersion(
+                        self,
+                        "DepsLayer" if kind == "api" else f"{kind.title()}DepsLayer",
+                        description=(
+                            f"mlserve third-party deps of the {kind} function (layers/deps/locks/{kind}.txt) "
+                            f"for {config.python_runtime}/{config.architecture}"
+                        ),
+                        code=deps_layer_code(
+                            architecture=config.architecture,
+                            python_version=config.layer_python_version,
+                            cache_root=layer_cache_root,
+                            requirements=lock,
+                        ),
+                        compatible_runtimes=[runtime],
+                        compatible_architectures=[architecture],
+                    )
+                self.deps_layers[kind] = layer_by_lock[pinned]
+            self.deps_layer = self.deps_layers["api"]
             self.common_layer = lambda_.LayerVersion(
                 self,
                 "CommonLayer",
@@ -85,6 +103,7 @@ class MlserveStack(Stack):
                 config=config,
                 layers=[self.deps_layer, self.common_layer],
                 store_uri=self.model_store.store_uri,
+                kind_layers={kind: [layer, self.common_layer] for kind, layer in self.deps_layers.items()},
             )
 
         self.batch = BatchScoring(

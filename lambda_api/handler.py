@@ -9,6 +9,7 @@ from mangum import Mangum
 from mangum.types import LambdaContext, LambdaEvent
 
 from lambda_api.app import app
+from mlserve import snapstart
 from mlserve.observability import API_GATEWAY_REQUEST_ID, instrument
 
 Scope = MutableMapping[str, Any]
@@ -60,3 +61,36 @@ class ObservedMangum(Mangum):
 
 
 handler = ObservedMangum(StagePrefix(app), lifespan="off")
+
+
+def _api_state() -> Any:
+    """The FastAPI app's state behind the handler (tests swap ``handler.app``)."""
+    asgi: Any = handler.app
+    return (asgi.asgi if isinstance(asgi, StagePrefix) else asgi).state
+
+
+def before_snapshot() -> None:
+    """SnapStart: load the live model and score its input example through the /predict
+    validation path (no metric is recorded: that would count a request nobody made)."""
+    runtime = _api_state().runtime
+    try:
+        live = runtime.live
+    except Exception as exc:  # not configured: the first request reports it, as without SnapStart
+        snapstart.log_hook("before_snapshot", f"no runtime: {exc}")
+        return
+    outcome = snapstart.warm_live_model(live)
+    snapstart.log_hook("before_snapshot", outcome)
+
+
+def after_restore() -> None:
+    """SnapStart: fresh AWS clients, fresh randomness, live.json re-read on the first request."""
+    state = _api_state()
+    state.batch_s3 = None  # the page's presigning client: made again on first use
+    built = state.runtime._built
+    if built is not None:
+        snapstart.restore_live_model(built[0])
+    snapstart.reseed_random()
+    snapstart.log_hook("after_restore", "clients reset, pointer check forced")
+
+
+snapstart.register(before_snapshot=before_snapshot, after_restore=after_restore)

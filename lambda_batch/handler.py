@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from mlserve import snapstart
 from mlserve.batch.runtime import BatchRuntime
 from mlserve.observability import S3_REQUEST_ID, lambda_entry
 
@@ -43,3 +44,30 @@ def _handle(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
 
 handler = lambda_entry(_handle, correlation_id_path=S3_REQUEST_ID)
+
+
+def before_snapshot() -> None:
+    """SnapStart: build the runtime, load the live model and score its input example."""
+    try:
+        live = runtime().live
+    except Exception as exc:  # not configured: the first event reports it, as without SnapStart
+        snapstart.log_hook("before_snapshot", f"no runtime: {exc}")
+        return
+    snapstart.warm_live_model(live)
+    snapstart.log_hook("before_snapshot", "batch runtime ready")
+
+
+def after_restore() -> None:
+    """SnapStart: a fresh S3 client (credentials, connections), fresh randomness, and the
+    live pointer re-read on the first event."""
+    if _runtime is not None:
+        import boto3
+
+        snapstart.forget_aws_session()  # else the new client reuses the snapshot's credentials
+        _runtime.s3 = boto3.client("s3")
+        snapstart.restore_live_model(_runtime.live, s3_client=_runtime.s3)
+    snapstart.reseed_random()
+    snapstart.log_hook("after_restore", "clients reset, pointer check forced")
+
+
+snapstart.register(before_snapshot=before_snapshot, after_restore=after_restore)

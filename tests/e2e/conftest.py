@@ -115,6 +115,14 @@ class Deployed:
     def event_bus(self) -> str:
         return find_output(self.outputs, "bus")
 
+    @property
+    def api_key(self) -> str | None:
+        """The usage plan's API key value (auth=api_key, the default), or None (iam/none)."""
+        key_id = next((value for key, value in self.outputs.items() if key.lower().endswith("apikeyid")), None)
+        if key_id is None:
+            return None
+        return str(self.client("apigateway").get_api_key(apiKey=key_id, includeValue=True)["value"])
+
 
 @pytest.fixture(scope="session")
 def deployed() -> Iterator[Deployed]:
@@ -129,9 +137,16 @@ def deployed() -> Iterator[Deployed]:
     session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
     stacks = session.client("cloudformation", endpoint_url=endpoint).describe_stacks(StackName=STACK)["Stacks"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    deployed = Deployed(endpoint, outputs, api_base(endpoint, find_output(outputs, "api", "url")), session)
+    # Every API call of the suite sends the key, as a client of the default stack must.
+    API_KEY_HEADER.clear()
+    key = deployed.api_key
+    if key is not None:
+        API_KEY_HEADER["x-api-key"] = key
     try:
-        yield Deployed(endpoint, outputs, api_base(endpoint, find_output(outputs, "api", "url")), session)
+        yield deployed
     finally:
+        API_KEY_HEADER.clear()
         if deploy and os.environ.get("MLSERVE_E2E_KEEP") != "1":
             _empty_buckets(session, endpoint, outputs)
             cdklocal(["destroy", STACK, "--force", *context], endpoint)
@@ -164,8 +179,22 @@ def _empty_buckets(session: Any, endpoint: str, outputs: dict[str, str]) -> None
             print(f"could not empty {name}: {exc}")
 
 
-def http(method: str, url: str, body: bytes | None = None, content_type: str = "application/json") -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": content_type})
+# {"x-api-key": <value>} while a stack deployed with auth=api_key is under test (set by the
+# `deployed` fixture), so every `http()` call authenticates like a real client.
+API_KEY_HEADER: dict[str, str] = {}
+
+
+def http(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    content_type: str = "application/json",
+    *,
+    api_key: bool = True,
+) -> tuple[int, Any]:
+    """One request; ``api_key=False`` sends none (to check the gateway refuses it)."""
+    headers = {"Content-Type": content_type, **(API_KEY_HEADER if api_key else {})}
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             raw, status = response.read(), response.status

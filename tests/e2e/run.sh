@@ -30,6 +30,11 @@ if [[ ! -x "$E2E_DIR/venv/bin/ministack" ]]; then
   "$E2E_DIR/venv/bin/pip" install --quiet --upgrade pip
   "$E2E_DIR/venv/bin/pip" install --quiet "ministack==$MINISTACK_VERSION" boto3
 fi
+# The SnapStart hook module every Lambda Python runtime (3.12+) ships: with it, MiniStack
+# runs the functions' before-snapshot/after-restore hooks when it publishes a version.
+if ! "$E2E_DIR/venv/bin/python" -c 'import snapshot_restore_py' 2>/dev/null; then
+  "$E2E_DIR/venv/bin/pip" install --quiet "snapshot-restore-py==1.0.0"
+fi
 # CDK's Node.js custom resources (S3 autoDeleteObjects, bucket notifications' handler is
 # Python) require the AWS SDK v3, which MiniStack's local Node executor does not provide:
 # install the client they need and hand it to the functions through NODE_PATH.
@@ -76,8 +81,10 @@ done
 
 export MLSERVE_E2E_ENDPOINT="$ENDPOINT"
 # Declared runtime stays the default (MiniStack ignores it); the layer is built for the
-# interpreter MiniStack runs functions with. auth=none: the emulator has no API keys to hand out.
-export MLSERVE_E2E_CDK_CONTEXT="${MLSERVE_E2E_CDK_CONTEXT:--c architecture=$ARCH -c layer_python_version=$FN_PYTHON -c auth=none -c refresh_seconds=2}"
+# interpreter MiniStack runs functions with. Everything else is the default context: API keys
+# and usage plans (MiniStack enforces them; the suite sends the key from ApiKeyId) and
+# SnapStart on published versions (MiniStack publishes Pending -> Active and runs the hooks).
+export MLSERVE_E2E_CDK_CONTEXT="${MLSERVE_E2E_CDK_CONTEXT:--c architecture=$ARCH -c layer_python_version=$FN_PYTHON -c refresh_seconds=2}"
 START=$(date +%s)
 set +e
 .venv/bin/python -m pytest -p no:cacheprovider -m e2e tests/e2e -v -rs "$@"

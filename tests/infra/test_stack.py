@@ -108,7 +108,11 @@ def test_prod_buckets_and_logs_are_retained(prod_synth: Synth) -> None:
 
 
 def test_two_layers_for_the_configured_runtime_and_architecture(default_synth: Synth) -> None:
-    layers = default_synth.of_type("AWS::Lambda::LayerVersion")
+    # a deps layer per distinct function set (api; batch + redeploy; webhook) + the mlserve layer
+    all_layers = default_synth.of_type("AWS::Lambda::LayerVersion")
+    assert len(all_layers) == 4
+    api_layers = {render(ref) for ref in api_function(default_synth)[1]["Properties"]["Layers"]}
+    layers = {lid: layer for lid, layer in all_layers.items() if f"<{lid}>" in api_layers}
     assert len(layers) == 2
     for layer in layers.values():
         assert layer["Properties"]["CompatibleRuntimes"] == ["python3.14"]
@@ -184,11 +188,15 @@ def test_every_log_group_has_the_configured_retention(default_synth: Synth, prod
 
 def test_live_alias_points_at_the_current_version(default_synth: Synth) -> None:
     function_id, _ = api_function(default_synth)
-    _, alias = only(default_synth.of_type("AWS::Lambda::Alias"))
-    _, version = only(default_synth.of_type("AWS::Lambda::Version"))
+    alias = default_synth.resources[default_synth.logical_id(default_synth.stack.online_api.alias)]
+    [version_id] = [
+        logical_id
+        for logical_id, v in default_synth.of_type("AWS::Lambda::Version").items()
+        if v["Properties"]["FunctionName"] == {"Ref": function_id}
+    ]
+    assert alias["Properties"]["FunctionVersion"] == {"Fn::GetAtt": [version_id, "Version"]}
     assert alias["Properties"]["Name"] == "live"
     assert alias["Properties"]["FunctionName"] == {"Ref": function_id}
-    assert version["Properties"]["FunctionName"] == {"Ref": function_id}
 
 
 # Every method that reaches the API function (its live alias); POST /registry/events goes
@@ -208,7 +216,7 @@ WEBHOOK_METHOD = ("POST", "/registry/events")
 
 
 def test_api_proxies_every_path_to_the_live_alias(default_synth: Synth) -> None:
-    alias_id, _ = only(default_synth.of_type("AWS::Lambda::Alias"))
+    alias_id = default_synth.logical_id(default_synth.stack.online_api.alias)
     methods = api_methods(default_synth)
     assert set(methods) == ALIAS_METHODS_API_KEY | {WEBHOOK_METHOD}
     for key in ALIAS_METHODS_API_KEY:
@@ -352,8 +360,12 @@ def test_batch_function_is_built_like_the_api_function(default_synth: Synth) -> 
     _, api = api_function(default_synth)
     props = batch_function(default_synth)["Properties"]
     assert props["Handler"] == "lambda_batch.handler.handler"
-    for key in ("Runtime", "Architectures", "Layers", "TracingConfig"):
+    for key in ("Runtime", "Architectures", "TracingConfig"):
         assert props[key] == api["Properties"][key], key
+    # its own deps layer (its traced set) and the same mlserve layer
+    common = {"Ref": default_synth.logical_id(default_synth.stack.common_layer)}
+    assert common in props["Layers"] and common in api["Properties"]["Layers"]
+    assert props["Layers"] != api["Properties"]["Layers"]
     assert props["Runtime"] == "python3.14"
     assert props["MemorySize"] == 3008
     assert props["Timeout"] == 900
@@ -392,8 +404,9 @@ def test_batch_notifications_only_for_incoming_csv(default_synth: Synth) -> None
     props = notifications["Properties"]
     assert props["BucketName"] == {"Ref": default_synth.logical_id(default_synth.stack.batch.bucket)}
     configs = props["NotificationConfiguration"]["LambdaFunctionConfigurations"]
-    function_id = default_synth.logical_id(default_synth.stack.batch.function)
-    assert all(c["LambdaFunctionArn"] == {"Fn::GetAtt": [function_id, "Arn"]} for c in configs)
+    # the live alias (SnapStart applies to its published version, never to $LATEST)
+    alias_id = default_synth.logical_id(default_synth.stack.batch.serving.invoke_target)
+    assert all(c["LambdaFunctionArn"] == {"Ref": alias_id} for c in configs)
     assert sorted(
         tuple(sorted((r["Name"], r["Value"]) for r in c["Filter"]["Key"]["FilterRules"])) for c in configs
     ) == [
@@ -405,7 +418,7 @@ def test_batch_notifications_only_for_incoming_csv(default_synth: Synth) -> None
         for p in default_synth.of_type("AWS::Lambda::Permission").values()
         if p["Properties"]["Principal"] == "s3.amazonaws.com"
     ]
-    assert permission["Properties"]["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    assert permission["Properties"]["FunctionName"] == {"Ref": alias_id}
 
 
 def test_batch_settings_follow_context() -> None:

@@ -111,6 +111,12 @@ class LiveModel:
             raise ModelUnavailableError(f"model {self.name!r} is not available: {reason}")
         return model
 
+    def force_next_check(self) -> None:
+        """Re-read the pointer on the next ``get()`` whatever the refresh window says (after
+        a SnapStart restore: the snapshot's last check may predate a promotion). The ETag
+        is kept, so an unchanged pointer costs one conditional GET and no reload."""
+        self._checked_at = None
+
     def refresh(self, force: bool = False) -> None:
         # One refresher at a time; others keep serving the current model meanwhile.
         if not self._lock.acquire(blocking=self._current is None):
