@@ -31,6 +31,8 @@ HANDLER_MODULES = {
     "batch": "lambda_batch.handler",
     "promote": "lambda_promote.redeploy",
     "webhook": "lambda_promote.webhook",
+    "stream": "lambda_batch.stream",
+    "scheduled": "lambda_batch.scheduled",
 }
 # Shipped by the Lambda Python runtime (the SDK and the SnapStart hook module).
 RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "snapshot_restore_py"})
