@@ -21,6 +21,7 @@ from mlserve.checksums import CHECKSUMS_FILE, compute_checksums
 from mlserve.errors import MlserveError, StagingError
 from mlserve.live import load_version, read_pointer
 from mlserve.mlmodel import ModelSpec, parse_mlmodel, read_input_example, read_model_spec
+from mlserve.safe_paths import check_model_name, check_version
 from mlserve.scoring import LoadedModel, predict_rows
 from mlserve.store import ModelStore, deployments_prefix, live_key, version_prefix
 
@@ -43,6 +44,11 @@ class StageRequest:
     # Called after every check passed and right before live.json is written; raise to
     # abort the switch (e.g. the registry moved on to a newer version meanwhile).
     before_activate: Callable[[], None] | None = None
+
+    def __post_init__(self) -> None:
+        # name and version become store keys: the one validator, before anything is written
+        self.name = check_model_name(self.name)
+        self.version = check_version(self.version)
 
 
 @dataclass

@@ -19,23 +19,25 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from mlserve.checksums import CACHE_MARKER
 from mlserve.errors import StoreError
+from mlserve.safe_paths import check_model_name, check_version, contained_path
 
 
 def model_prefix(name: str) -> str:
-    return f"models/{name}/"
+    return f"models/{check_model_name(name)}/"
 
 
 def version_prefix(name: str, version: str) -> str:
-    return f"models/{name}/versions/{version}/"
+    return f"models/{check_model_name(name)}/versions/{check_version(version)}/"
 
 
 def live_key(name: str) -> str:
-    return f"models/{name}/live.json"
+    return f"models/{check_model_name(name)}/live.json"
 
 
 def deployments_prefix(name: str) -> str:
-    return f"models/{name}/deployments/"
+    return f"models/{check_model_name(name)}/deployments/"
 
 
 @dataclass(frozen=True)
@@ -230,16 +232,40 @@ class S3Store(ModelStore):
         tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".download-"))
         try:
             for key in keys:
-                target = tmp / key[len(prefix) :]
+                # A key like versions/1/../../../x must not write outside the download dir.
+                target = contained_path(tmp, key[len(prefix) :], what=f"S3 key {key!r}")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(self.read_bytes(key))
-            if dest.exists():
-                shutil.rmtree(dest)
-            os.replace(tmp, dest)
+            (tmp / CACHE_MARKER).write_text(self.uri + "/" + prefix)
+            replace_cache_dir(tmp, dest)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return dest
+
+
+# CACHE_MARKER is written into every directory the model cache creates; only such
+# directories are ever replaced or evicted, so a path built from data can never make us
+# delete a foreign tree.
+
+
+def is_cache_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and (path / CACHE_MARKER).is_file()
+
+
+def replace_cache_dir(fresh: Path, dest: Path) -> None:
+    """Move the freshly downloaded `fresh` to `dest`. An existing `dest` is replaced only when
+    the cache created it (it holds CACHE_MARKER); it is renamed aside to a name we generated
+    first, and only that is deleted."""
+    if dest.is_symlink() or (dest.exists() and not is_cache_dir(dest)):
+        raise StoreError(f"refusing to replace {dest}: it was not created by the model cache")
+    aside: Path | None = None
+    if dest.exists():
+        aside = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".evict-"))
+        os.replace(dest, aside / "old")
+    os.replace(fresh, dest)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def open_store(uri: str, s3_client: Any = None) -> ModelStore:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlserve.errors import MlserveError
+from mlserve.safe_paths import UnsafeNameError, check_model_name, check_version
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,11 @@ class ModelPromoted:
         self.version = str(self.version)
         if not self.model_name or not self.version:
             raise EventError("a ModelPromoted event needs model_name and version")
+        try:  # they become store keys and cache paths downstream
+            self.model_name = check_model_name(self.model_name)
+            self.version = check_version(self.version)
+        except UnsafeNameError as exc:
+            raise EventError(str(exc)) from None
         if self.source not in SOURCES:
             raise EventError(f"unknown promotion source {self.source!r} (expected one of {', '.join(SOURCES)})")
 

@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mlserve.errors import MlserveError
+from mlserve.safe_paths import UnsafePathError, contained_path
 
 ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
 
@@ -254,9 +255,10 @@ def _download_s3(bucket: str, key: str, dest: Path, client: Any) -> Path:
             rel = obj["Key"][len(prefix) :]
             if not rel or rel.endswith("/"):
                 continue
-            target = (dest / rel).resolve()
-            if not target.is_relative_to(dest.resolve()):
-                raise RegistryError(f"unsafe S3 key {obj['Key']!r}")
+            try:
+                target = contained_path(dest, rel, what=f"S3 key {obj['Key']!r}")
+            except UnsafePathError as exc:
+                raise RegistryError(f"unsafe S3 key: {exc}") from None
             target.parent.mkdir(parents=True, exist_ok=True)
             client.download_file(bucket, obj["Key"], str(target))
             count += 1

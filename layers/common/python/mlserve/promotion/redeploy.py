@@ -29,6 +29,7 @@ from mlserve.observability import clear_model_keys, record_redeploy, set_model_k
 from mlserve.promotion.events import (
     MODEL_DEPLOYED,
     MODEL_DEPLOYMENT_FAILED,
+    EventError,
     ModelPromoted,
     outcome_detail,
     promotion_from_eventbridge,
@@ -217,9 +218,15 @@ class Redeployer:
     # -- entry points -----------------------------------------------------------------------
     def handle_event(self, event: dict[str, Any]) -> RedeployOutcome:
         clear_model_keys()  # the model of a previous invocation is not this one's
-        promotion = promotion_from_eventbridge(
-            event, package_group=self.config.sagemaker_package_group, model_name=self.config.sagemaker_model_name
-        )
+        try:
+            promotion = promotion_from_eventbridge(
+                event, package_group=self.config.sagemaker_package_group, model_name=self.config.sagemaker_model_name
+            )
+        except EventError as exc:
+            # Malformed or unsafe (a name/version that is not a plain name): nothing to retry,
+            # and nothing is written (the name may not even be a valid store key).
+            logger.error("event refused: %s", exc)
+            return RedeployOutcome("failed", reason=str(exc), code=exc.code)
         if promotion is None:
             logger.info("event ignored: not an approval for the configured package group")
             return RedeployOutcome("ignored", reason="not an approval for the configured package group")
