@@ -47,6 +47,16 @@ def parse_pointer(data: bytes) -> dict[str, Any]:
     return pointer
 
 
+def read_pointer_and_etag(store: ModelStore, name: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The pointer and the ETag to make a conditional write of the next one against."""
+    try:
+        fetched = store.read_if_changed(live_key(name), None)
+    except KeyError:
+        return None, None
+    assert fetched.data is not None
+    return parse_pointer(fetched.data), fetched.etag
+
+
 def read_pointer(store: ModelStore, name: str) -> dict[str, Any] | None:
     try:
         return parse_pointer(store.read_bytes(live_key(name)))

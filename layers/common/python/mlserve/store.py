@@ -67,6 +67,19 @@ class ModelStore(ABC):
         """Write an object and return its ETag."""
 
     @abstractmethod
+    def write_if(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str | None = None,
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str:
+        """Conditional write: only if the object's ETag is `if_match`, or (`if_none_match`)
+        only if it does not exist. Raise WriteConflict otherwise; return the new ETag."""
+
+    @abstractmethod
     def list_keys(self, prefix: str) -> Iterator[str]:
         """All keys under `prefix`, sorted."""
 
@@ -86,6 +99,13 @@ class ModelStore(ABC):
             self.write_bytes(key, path.read_bytes())
             written.append(key)
         return written
+
+
+class WriteConflict(StoreError):
+    """A conditional write lost: the object changed (or appeared) since it was read."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="write_conflict")
 
 
 class LocalStore(ModelStore):
@@ -125,6 +145,32 @@ class LocalStore(ModelStore):
         os.replace(tmp, path)
         return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
+    def write_if(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str | None = None,
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str:
+        import fcntl
+
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One writer at a time per key (processes too): compare, then write-then-rename.
+        with open(path.parent / f".lock-{path.name}", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                current = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+            except FileNotFoundError:
+                current = None
+            if if_none_match and current is not None:
+                raise WriteConflict(f"{key} already exists")
+            if if_match is not None and current != if_match:
+                raise WriteConflict(f"{key} changed since it was read (ETag {current} != {if_match})")
+            return self.write_bytes(key, data, content_type)
+
     def list_keys(self, prefix: str) -> Iterator[str]:
         base = self._path(prefix) if prefix else self.root.resolve()
         search_root = base if base.is_dir() else base.parent
@@ -134,7 +180,7 @@ class LocalStore(ModelStore):
         keys = sorted(
             p.relative_to(root).as_posix()
             for p in search_root.rglob("*")
-            if p.is_file() and not p.name.startswith(".tmp-")
+            if p.is_file() and not p.name.startswith((".tmp-", ".lock-"))
         )
         return iter([k for k in keys if k.startswith(prefix)])
 
@@ -201,6 +247,33 @@ class S3Store(ModelStore):
     def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> str:
         extra = {"ContentType": content_type} if content_type else {}
         response = self._call("PutObject", key, self.client.put_object, Body=data, **extra)
+        return str(response["ETag"]).strip('"')
+
+    def write_if(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str | None = None,
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str:
+        from botocore.exceptions import ClientError
+
+        extra: dict[str, str] = {"ContentType": content_type} if content_type else {}
+        if if_match is not None:
+            extra["IfMatch"] = f'"{if_match}"'
+        if if_none_match:
+            extra["IfNoneMatch"] = "*"
+        try:
+            response = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                raise WriteConflict(f"s3://{self.bucket}/{self._key(key)} changed concurrently ({code})") from None
+            if code in ("NoSuchKey", "404") and if_match is not None:
+                raise WriteConflict(f"s3://{self.bucket}/{self._key(key)} was deleted since it was read") from None
+            raise StoreError(f"S3 PutObject s3://{self.bucket}/{self._key(key)} failed: {code}") from exc
         return str(response["ETag"]).strip('"')
 
     def list_keys(self, prefix: str) -> Iterator[str]:
