@@ -241,6 +241,8 @@ class Redeployer:
         self.events_client = events_client
         self.policy = ArtifactPolicy(config.artifact_locations, config.registry_uri)
         if target_lookup is None or resolver is None:
+            default_target: TargetLookup
+            default_resolver: Resolver
             if config.registry_uri:
                 registry = RestRegistry(
                     MlflowRest.from_env(config.registry_uri),
