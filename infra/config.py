@@ -109,6 +109,23 @@ DEFAULTS: dict[str, Any] = {
     "schedule_flexible_window_minutes": 0,
     "schedule_max_files": 100,
     "schedule_stop_margin_seconds": 60,
+    # Promotion trust (docs/security.md): role ARNs of operators who may put ModelPromoted on
+    # the bus (besides the webhook and redeploy roles), role ARNs who may put
+    # ModelPromotionForced (force: accept a breaking signature), and URI prefixes artifacts
+    # may come from besides the registry's own and the model bucket (s3://bucket/prefix/).
+    "promoters": [],
+    "force_promoters": [],
+    "artifact_locations": [],
+    # The registry token from Secrets Manager ("" = none; never a plaintext env var), and
+    # whether an http:// registry is acceptable in prod (it is refused unless true).
+    "mlflow_token_secret_arn": "",
+    "allow_insecure_registry": False,
+    # API edge: the webhook route's own throttle (so a flood of bad deliveries cannot use
+    # up the API's), and an AWS WAF web ACL with a per-IP rate rule ("auto" = on in prod).
+    "webhook_throttle_rate_limit": 5,
+    "webhook_throttle_burst_limit": 10,
+    "waf": "auto",
+    "waf_rate_limit": 1000,
     # Per function: memory, timeout, reserved concurrency (null = the account's unreserved
     # pool; for batch, null falls back to batch_reserved_concurrency), SnapStart (on
     # published versions, behind the `live` alias) and /tmp size (<= 512 MB with SnapStart).
@@ -269,6 +286,15 @@ class ServingConfig:
     startup: Mapping[str, FunctionStartup] = field(
         default_factory=lambda: {kind: FunctionStartup() for kind in FUNCTION_KINDS}
     )
+    promoters: tuple[str, ...] = ()
+    force_promoters: tuple[str, ...] = ()
+    artifact_locations: tuple[str, ...] = ()
+    mlflow_token_secret_arn: str | None = None
+    allow_insecure_registry: bool = False
+    webhook_throttle_rate_limit: float = 5
+    webhook_throttle_burst_limit: int = 10
+    waf_enabled: bool = False
+    waf_rate_limit: int = 1000
 
     @property
     def python_version(self) -> str:
@@ -306,7 +332,29 @@ class ServingConfig:
                 "context 'upload_cors_origins' must name the web page's origins with environment prod "
                 "(e.g. https://abc123.execute-api.eu-west-1.amazonaws.com or your custom domain), not '*'"
             )
+        mlflow_tracking_uri = _optional_url("mlflow_tracking_uri", value("mlflow_tracking_uri"))
+        allow_insecure_registry = _bool("allow_insecure_registry", value("allow_insecure_registry"))
+        if environment == "prod" and (mlflow_tracking_uri or "").startswith("http://") and not allow_insecure_registry:
+            raise ConfigError(
+                "context 'mlflow_tracking_uri' is http:// in prod: the registry decides what is deployed and "
+                "its token would cross the network in clear; use https:// or set context "
+                "'allow_insecure_registry' true"
+            )
         return cls(
+            promoters=_role_arns("promoters", value("promoters")),
+            force_promoters=_role_arns("force_promoters", value("force_promoters")),
+            artifact_locations=_artifact_locations(value("artifact_locations")),
+            mlflow_token_secret_arn=_optional_secret_arn(value("mlflow_token_secret_arn")),
+            allow_insecure_registry=allow_insecure_registry,
+            webhook_throttle_rate_limit=_number(
+                "webhook_throttle_rate_limit", value("webhook_throttle_rate_limit"), 1, 10_000
+            ),
+            webhook_throttle_burst_limit=_int(
+                "webhook_throttle_burst_limit", value("webhook_throttle_burst_limit"), 1, 5_000
+            ),
+            waf_enabled=_waf(value("waf"), environment),
+            # WAF rate-based rules: 10 .. 2e9 requests per 5-minute window per IP.
+            waf_rate_limit=_int("waf_rate_limit", value("waf_rate_limit"), 10, 2_000_000_000),
             model_name=_model_name(value("model_name")),
             registry_alias=_non_empty_str("registry_alias", value("registry_alias")),
             architecture=_choice("architecture", value("architecture"), ARCHITECTURES),
@@ -328,7 +376,7 @@ class ServingConfig:
             # Lambda allows 0-2 retries for asynchronous invocations.
             batch_retry_attempts=_int("batch_retry_attempts", value("batch_retry_attempts"), 0, 2),
             batch_probabilities=_bool("batch_probabilities", value("batch_probabilities")),
-            mlflow_tracking_uri=_optional_url("mlflow_tracking_uri", value("mlflow_tracking_uri")),
+            mlflow_tracking_uri=mlflow_tracking_uri,
             sagemaker_model_package_group=_optional_package_group(value("sagemaker_model_package_group")),
             # S3's single PUT/POST limit is 5 GB.
             upload_max_bytes=_int("upload_max_bytes", value("upload_max_bytes"), 1, 5 * 1024**3),
@@ -842,3 +890,58 @@ def _function_startup(
             ephemeral_storage_mb=ephemeral,
         )
     return result
+
+
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]{1,512}$")
+_SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]{1,512}$")
+_ARTIFACT_LOCATION = re.compile(r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/|https://[^\s/]+/)\S*$")
+
+
+def _string_list(key: str, raw: Any) -> tuple[str, ...]:
+    """A JSON list, or a comma-separated string from ``-c key=a,b``."""
+    if isinstance(raw, str):
+        stripped = raw.strip()
+        try:
+            raw = json.loads(stripped) if stripped.startswith("[") else [x for x in stripped.split(",") if x.strip()]
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"context {key!r} is not valid JSON: {error}") from None
+    if not isinstance(raw, list | tuple) or not all(isinstance(x, str) for x in raw):
+        raise ConfigError(f"context {key!r} must be a list of strings, got {raw!r}")
+    return tuple(x.strip() for x in raw)
+
+
+def _role_arns(key: str, raw: Any) -> tuple[str, ...]:
+    arns = _string_list(key, raw)
+    for arn in arns:
+        if not _ROLE_ARN.match(arn):
+            raise ConfigError(f"context {key!r}: {arn!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/name)")
+    return arns
+
+
+def _artifact_locations(raw: Any) -> tuple[str, ...]:
+    key = "artifact_locations"
+    locations = _string_list(key, raw)
+    for location in locations:
+        if not _ARTIFACT_LOCATION.match(location) or "/../" in location + "/":
+            raise ConfigError(
+                f"context {key!r}: {location!r} must be an s3://bucket/prefix/ or https://host/path/ prefix"
+            )
+    return locations
+
+
+def _optional_secret_arn(raw: Any) -> str | None:
+    arn = _optional_str("mlflow_token_secret_arn", raw)
+    if arn is not None and not _SECRET_ARN.match(arn):
+        raise ConfigError(
+            f"context 'mlflow_token_secret_arn' must be a Secrets Manager secret ARN or empty, got {raw!r}"
+        )
+    return arn
+
+
+def _waf(raw: Any, environment: str) -> bool:
+    if isinstance(raw, str) and raw.strip().lower() == "auto":
+        return environment == "prod"
+    try:
+        return _bool("waf", raw)
+    except ConfigError:
+        raise ConfigError(f"context 'waf' must be auto (on in prod), true or false, got {raw!r}") from None

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -56,6 +56,9 @@ def _search(namespace: str, metric: str, statistic: str, label: str, extra_dims:
     )
 
 
+SERVICES = ("cloudwatch.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.com")
+
+
 class Monitoring(Construct):
     def __init__(
         self,
@@ -65,6 +68,7 @@ class Monitoring(Construct):
         api: apigw.RestApi,
         functions: Mapping[str, lambda_.IFunction],
         batch_dlq: sqs.IQueue | None = None,
+        redeploy_dlq: sqs.IQueue | None = None,
         event_bus: events.IEventBus | None = None,
         alarm_email: str | None = None,
         metrics_namespace: str = DEFAULT_NAMESPACE,
@@ -85,14 +89,30 @@ class Monitoring(Construct):
         )
         # CloudWatch alarms and EventBridge publish to the encrypted topic; SNS and
         # EventBridge write undeliverable messages to the encrypted dead-letter queue.
-        for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.com"):
+        # Each service may use the key only on behalf of this account (aws:SourceAccount),
+        # so no other account's alarm or rule can make the key encrypt for it.
+        account = Stack.of(self).account
+        for service in SERVICES:
             self.key.add_to_resource_policy(
                 iam.PolicyStatement(
                     principals=[iam.ServicePrincipal(service)],
                     actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                     resources=["*"],
+                    conditions={"StringEquals": {"aws:SourceAccount": account}},
                 )
             )
+        # Grants CDK adds on its own (the SnsTopic target's events.amazonaws.com) carry no
+        # condition: deny every service use on behalf of another account.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="ServicesOnlyForThisAccount",
+                effect=iam.Effect.DENY,
+                principals=[iam.ServicePrincipal(s) for s in SERVICES],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringNotEquals": {"aws:SourceAccount": account}},
+            )
+        )
         self.topic = sns.Topic(self, "AlarmTopic", master_key=self.key, enforce_ssl=True, display_name="mlserve alarms")
         # Undeliverable notifications (and failed EventBridge deliveries) land here.
         self.dead_letters = sqs.Queue(
@@ -189,6 +209,29 @@ class Monitoring(Construct):
                 evaluation_periods=1,
             )
 
+        # --- redeploy dead letters and undeliverable notifications ------------------------
+        if redeploy_dlq is not None:
+            alarm(
+                "RedeployDlqNotEmpty",
+                redeploy_dlq.metric_approximate_number_of_messages_visible(
+                    statistic="Maximum", period=Duration.minutes(1)
+                ),
+                "Promotion events the redeploy could not handle after every retry are in its dead-letter queue",
+                threshold=0,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+            )
+        alarm(
+            "NotificationDlqNotEmpty",
+            self.dead_letters.metric_approximate_number_of_messages_visible(
+                statistic="Maximum", period=Duration.minutes(1)
+            ),
+            "Alarm notifications or deployment-failure events could not be delivered to the topic",
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+        )
+
         # --- failed deployments --------------------------------------------------------
         failures: cloudwatch.IMetric | None = None
         self.deployment_failed_rule: events.Rule | None = None
@@ -209,6 +252,20 @@ class Monitoring(Construct):
                         f"version {events.EventField.from_path('$.detail.version')} failed: "
                         f"{events.EventField.from_path('$.detail.reason')}"
                     ),
+                )
+            )
+            # The SnsTopic target grants events.amazonaws.com sns:Publish with no condition:
+            # only this rule (aws:SourceArn) of this account may use that grant.
+            self.topic.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="OnlyTheDeploymentFailedRule",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                    actions=["sns:Publish"],
+                    resources=[self.topic.topic_arn],
+                    conditions={
+                        "ArnNotEquals": {"aws:SourceArn": self.deployment_failed_rule.rule_arn},
+                    },
                 )
             )
             failures = cloudwatch.Metric(

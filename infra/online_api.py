@@ -13,6 +13,7 @@ from infra.config import ServingConfig
 from infra.functions import FunctionFactory, ServingFunction, log_retention
 from infra.model_store import ModelStore
 from infra.nag import acknowledge, logical_id_ref
+from infra.waf import ApiWaf
 
 API_HANDLER = "lambda_api.handler.handler"
 LIVE_ALIAS = "live"
@@ -20,6 +21,10 @@ STAGE_NAME = "v1"
 # The web page and its assets carry no data; a browser cannot add an x-api-key header when
 # it navigates, so with auth=api_key these GET methods are key-free (docs/ui.md).
 PUBLIC_PAGE_PATHS = ("/", "/ui", "/ui/static/{name}", "/ui/config")
+
+
+# The webhook route, as a stage method-settings key (resource path + HTTP method).
+WEBHOOK_METHOD_PATH = "/registry/events/POST"
 
 
 class OnlineApi(Construct):
@@ -94,6 +99,15 @@ class OnlineApi(Construct):
                 data_trace_enabled=False,
                 throttling_rate_limit=config.throttle_rate_limit,
                 throttling_burst_limit=config.throttle_burst_limit,
+                # The public webhook (POST /registry/events, added by the Promotion construct)
+                # gets its own, smaller bucket: a flood of forged deliveries is throttled there
+                # and cannot use up the stage's limit that scoring clients share.
+                method_options={
+                    WEBHOOK_METHOD_PATH: apigw.MethodDeploymentOptions(
+                        throttling_rate_limit=config.webhook_throttle_rate_limit,
+                        throttling_burst_limit=config.webhook_throttle_burst_limit,
+                    )
+                },
                 access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
                     caller=True,
@@ -127,6 +141,12 @@ class OnlineApi(Construct):
         self.public_page_methods: list[apigw.Method] = []
         if config.auth == "api_key":
             self._public_page_routes()
+
+        self.waf: ApiWaf | None = None
+        if config.waf_enabled:
+            self.waf = ApiWaf(
+                self, "Waf", stage_arn=self.api.deployment_stage.stage_arn, rate_limit=config.waf_rate_limit
+            )
 
         self._acknowledge_findings(config, model_store)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -30,7 +30,7 @@ from infra.config import ServingConfig
 from infra.functions import AsyncInvocation, FunctionFactory, ServingFunction
 from infra.model_store import ModelStore
 from infra.nag import acknowledge, logical_id_ref
-from mlserve.promotion.events import promoted_pattern, sagemaker_pattern
+from mlserve.promotion.events import MODEL_PROMOTION_FORCED, promoted_pattern, sagemaker_pattern
 
 REDEPLOY_HANDLER = "lambda_promote.redeploy.handler"
 WEBHOOK_HANDLER = "lambda_promote.webhook.handler"
@@ -69,7 +69,10 @@ class Promotion(Construct):
         removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
         package_group = config.sagemaker_model_package_group
 
-        self.bus = events.EventBus(self, "Bus")
+        # A fixed name, so that the bus's own policy can name the bus without referring to
+        # itself (a GetAtt of the bus inside its Policy property would be a cycle).
+        self.bus_name = f"{Stack.of(self).stack_name}-promotion"[:256]
+        self.bus = events.EventBus(self, "Bus", event_bus_name=self.bus_name)
         self.webhook_secret = secretsmanager.Secret(
             self,
             "WebhookSecret",
@@ -93,9 +96,21 @@ class Promotion(Construct):
         registry_env = {"MLSERVE_EVENT_BUS": self.bus.event_bus_name}
         if config.mlflow_tracking_uri:
             registry_env["MLSERVE_MLFLOW_TRACKING_URI"] = config.mlflow_tracking_uri
+        if config.mlflow_token_secret_arn:
+            # the token is read from Secrets Manager at run time, never put in an env var
+            registry_env["MLSERVE_MLFLOW_TOKEN_SECRET_ARN"] = config.mlflow_token_secret_arn
         redeploy_env = dict(registry_env)
         if package_group:
             redeploy_env["MLSERVE_SAGEMAKER_PACKAGE_GROUP"] = package_group
+        # Where artifacts may come from besides the registry itself (mlserve.promotion.trust):
+        # the stack's own model bucket (its writers can already write live.json), the
+        # configured artifact buckets and context artifact_locations.
+        self.artifact_locations = [
+            f"s3://{model_bucket.bucket_name}/",
+            *(f"s3://{bucket.bucket_name}/" for bucket in artifact_buckets),
+            *config.artifact_locations,
+        ]
+        redeploy_env["MLSERVE_ARTIFACT_LOCATIONS"] = ",".join(self.artifact_locations)
 
         self.redeploy: ServingFunction = functions.create(
             self,
@@ -143,6 +158,22 @@ class Promotion(Construct):
         for bucket in artifact_buckets:  # MLflow/SageMaker artifact stores on S3: read only
             bucket.grant_read(self.redeploy_role)
         self.bus.grant_put_events_to(self.redeploy_role)
+        if package_group:
+            # the redeploy asks SageMaker which package is approved and where its artifact is
+            self.redeploy_role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="ReadApprovedModelPackages",
+                    actions=["sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"],
+                    resources=[
+                        Stack.of(self).format_arn(
+                            service="sagemaker", resource="model-package-group", resource_name=package_group
+                        ),
+                        Stack.of(self).format_arn(
+                            service="sagemaker", resource="model-package", resource_name=f"{package_group}/*"
+                        ),
+                    ],
+                )
+            )
 
         target_options = {
             "dead_letter_queue": self.dlq,
@@ -201,7 +232,52 @@ class Promotion(Construct):
             authorization_type=apigw.AuthorizationType.NONE,
             api_key_required=False,
         )
+        if config.mlflow_token_secret_arn:
+            token = secretsmanager.Secret.from_secret_complete_arn(
+                self, "RegistryToken", config.mlflow_token_secret_arn
+            )
+            token.grant_read(self.redeploy_role)
+        self.bus_policy = self._restrict_bus(config)
         self._acknowledge(model_store, model_prefix)
+
+    def _restrict_bus(self, config: ServingConfig) -> dict[str, object]:
+        """The bus's resource policy (docs/security.md). Same-account principals with an
+        identity policy allowing events:PutEvents could otherwise put a ModelPromoted, so
+        the policy *denies* everyone but the webhook and redeploy roles and context
+        `promoters` / `force_promoters`; and it denies ModelPromotionForced (the only event
+        whose `force` the redeploy honours) to everyone but `force_promoters`. The
+        SageMaker rule lives on the default bus and invokes the redeploy directly; "aws.*"
+        sources cannot be put by anyone, and its artifact is read from SageMaker anyway."""
+        bus_arn = Stack.of(self).format_arn(service="events", resource="event-bus", resource_name=self.bus_name)
+        writers = [self.webhook_role.role_arn, self.redeploy_role.role_arn, *config.promoters, *config.force_promoters]
+        force_condition: dict[str, object] = {"StringEquals": {"events:detail-type": MODEL_PROMOTION_FORCED}}
+        if config.force_promoters:
+            force_condition["ArnNotEquals"] = {"aws:PrincipalArn": list(config.force_promoters)}
+        policy: dict[str, object] = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "OnlyPromotersPutEvents",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "events:PutEvents",
+                    "Resource": bus_arn,
+                    "Condition": {"ArnNotEquals": {"aws:PrincipalArn": writers}},
+                },
+                {
+                    "Sid": "OnlyForcePromotersForce",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "events:PutEvents",
+                    "Resource": bus_arn,
+                    "Condition": force_condition,
+                },
+            ],
+        }
+        cfn_bus = self.bus.node.default_child
+        assert isinstance(cfn_bus, events.CfnEventBus)
+        cfn_bus.policy = policy
+        return policy
 
     def _acknowledge(self, model_store: ModelStore, model_prefix: str) -> None:
         """cdk-nag findings this construct owns, each with its reason (the factory
@@ -214,6 +290,15 @@ class Promotion(Construct):
             "The redeploy writes new version directories, manifests and live.json under this "
             "model's own prefix only; keys are not known in advance.",
         )
+        if self.config.sagemaker_model_package_group:
+            acknowledge(
+                self.redeploy_role,
+                "AwsSolutions",
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
+                f"model-package/{self.config.sagemaker_model_package_group}/*]",
+                "Read-only ListModelPackages/DescribeModelPackage on the versions of the one configured package "
+                "group: the redeploy asks SageMaker which version is approved and where its artifact is.",
+            )
         acknowledge(
             self.webhook_secret,
             "AwsSolutions",

@@ -190,6 +190,7 @@ class MlserveStack(Stack):
                 **({"drift": self.drift.function} if self.drift is not None else {}),
             },
             batch_dlq=self.batch.dead_letter_queue,
+            redeploy_dlq=self.promotion.dlq,
             event_bus=self.promotion.bus,
             alarm_email=config.alarm_email,
             removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,

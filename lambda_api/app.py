@@ -251,6 +251,11 @@ def create_app(factory: Callable[[], tuple[LiveModel, Settings]] = live_from_env
             model = runtime.model()
         except ModelUnavailableError as exc:
             return JSONBytes({"status": "unavailable", **error_body_for(exc)}, status_code=503)
+        degraded = runtime.live.degraded_reason
+        if degraded:
+            # Still serving the older model (so 200, not 503), but the newest pointer could
+            # not be loaded: say so, with the reason (docs/security.md, "Model cache").
+            return JSONBytes({"status": "degraded", "reason": degraded, "model": model.identity.to_dict()})
         return JSONBytes({"status": "ok", "model": model.identity.to_dict()})
 
     @app.get("/model", summary="The live model: identity, signature, source, checksums")

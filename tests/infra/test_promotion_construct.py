@@ -63,7 +63,7 @@ def test_bus_rules_and_targets(template: Template) -> None:
         "AWS::Events::Rule",
         {
             "EventBusName": Match.any_value(),
-            "EventPattern": {"source": ["mlserve.registry"], "detail-type": ["ModelPromoted"]},
+            "EventPattern": {"source": ["mlserve.registry"], "detail-type": ["ModelPromoted", "ModelPromotionForced"]},
             "Targets": [
                 Match.object_like(
                     {

@@ -252,7 +252,7 @@ def test_stage_has_tracing_access_logs_and_throttling(default_synth: Synth) -> N
     destination = render(props["AccessLogSetting"]["DestinationArn"])
     assert destination.startswith("arn:") and f":log-group:<{access_logs_id}>" in destination
     assert "$context.requestId" in props["AccessLogSetting"]["Format"]
-    [settings] = props["MethodSettings"]
+    [settings] = [s for s in props["MethodSettings"] if s["ResourcePath"] == "/*"]
     assert settings["HttpMethod"] == "*" and settings["ResourcePath"] == "/*"
     assert settings["ThrottlingRateLimit"] == 50
     assert settings["ThrottlingBurstLimit"] == 100

@@ -81,7 +81,10 @@ def test_promoted_rule_targets_the_redeploy_with_retries_and_dlq(default_synth: 
     rules = default_synth.of_type("AWS::Events::Rule")
     rule = rules[default_synth.logical_id(promotion.promoted_rule)]["Properties"]
     assert rule["EventBusName"] == {"Ref": default_synth.logical_id(promotion.bus)}
-    assert rule["EventPattern"] == {"source": ["mlserve.registry"], "detail-type": ["ModelPromoted"]}
+    assert rule["EventPattern"] == {
+        "source": ["mlserve.registry"],
+        "detail-type": ["ModelPromoted", "ModelPromotionForced"],
+    }
     [target] = rule["Targets"]
     # the live alias: SnapStart applies to its published version, never to $LATEST
     assert target["Arn"] == {"Ref": default_synth.logical_id(promotion.redeploy.invoke_target)}

@@ -60,7 +60,10 @@ def test_model_promoted_round_trip_and_validation() -> None:
     promotion = ModelPromoted("m", "3", "cli", force=True)
     event = {"source": "mlserve.registry", "detail-type": "ModelPromoted", "detail": promotion.to_detail()}
     parsed = promotion_from_eventbridge(event)
-    assert parsed == promotion and parsed.version == "3" and parsed.force
+    assert parsed is not None and parsed.version == "3" and parsed.model_name == "m"
+    assert not parsed.force  # a plain ModelPromoted never forces (docs/security.md)
+    forced = promotion_from_eventbridge({**event, "detail-type": "ModelPromotionForced"})
+    assert forced == promotion and forced.force
     with pytest.raises(EventError):
         ModelPromoted("m", "1", "carrier-pigeon")
     with pytest.raises(EventError):
@@ -85,7 +88,8 @@ def test_sagemaker_mapping_filters_group_and_status() -> None:
     }
     promotion = promotion_from_eventbridge(event, package_group="g", model_name="demo")
     assert promotion is not None
-    assert (promotion.model_name, promotion.version, promotion.run_id, promotion.force) == ("demo", "5", "r1", True)
+    # force comes from DescribeModelPackage at redeploy time, never from the event
+    assert (promotion.model_name, promotion.version, promotion.run_id, promotion.force) == ("demo", "5", "r1", False)
     assert promotion_from_eventbridge(event, package_group="other") is None
     event["detail"]["ModelApprovalStatus"] = "Rejected"
     assert promotion_from_eventbridge(event, package_group="g") is None

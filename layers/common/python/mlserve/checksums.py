@@ -8,6 +8,9 @@ from pathlib import Path
 from mlserve.errors import ChecksumMismatchError
 
 CHECKSUMS_FILE = "checksums.json"
+# The model cache's own marker file in a downloaded version directory (see mlserve.store):
+# not part of the model, never recorded or verified.
+CACHE_MARKER = ".mlserve-cache"
 
 
 def sha256_file(path: Path) -> str:
@@ -19,11 +22,12 @@ def sha256_file(path: Path) -> str:
 
 
 def compute_checksums(model_dir: Path) -> dict[str, str]:
-    """Relative POSIX path -> sha256 for every file except checksums.json itself."""
+    """Relative POSIX path -> sha256 for every file except checksums.json itself (and the
+    cache's marker file at the top)."""
     return {
         path.relative_to(model_dir).as_posix(): sha256_file(path)
         for path in sorted(model_dir.rglob("*"))
-        if path.is_file() and path.name != CHECKSUMS_FILE
+        if path.is_file() and path.name != CHECKSUMS_FILE and path != model_dir / CACHE_MARKER
     }
 
 

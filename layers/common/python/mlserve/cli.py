@@ -59,7 +59,7 @@ def _set_in_registry(args: argparse.Namespace, version: str) -> None:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from mlserve.promotion.events import MODEL_PROMOTED, ModelPromoted, put_event
+    from mlserve.promotion.events import MODEL_PROMOTED, MODEL_PROMOTION_FORCED, ModelPromoted, put_event
 
     tracking_uri = _tracking_uri(args)
     if not args.no_registry:
@@ -84,7 +84,9 @@ def _promote(args: argparse.Namespace) -> int:
     if args.bus:
         import boto3
 
-        result["event_id"] = put_event(boto3.client("events"), args.bus, MODEL_PROMOTED, promotion.to_detail())
+        # force is honoured only on the ModelPromotionForced detail-type (force_promoters only)
+        detail_type = MODEL_PROMOTION_FORCED if args.force else MODEL_PROMOTED
+        result["event_id"] = put_event(boto3.client("events"), args.bus, detail_type, promotion.to_detail())
     if args.store:
         outcome = _local_redeployer(args, tracking_uri).redeploy(promotion)
         result["redeploy"] = outcome.to_dict()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -17,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from mlserve.errors import MlserveError, ModelUnavailableError
+from mlserve.safe_paths import UnsafeNameError, check_model_name, check_version, contained_path
 from mlserve.schema import DEFAULT_MAX_ROWS
 from mlserve.scoring import LoadedModel, ModelIdentity, load_model_dir
-from mlserve.store import ModelStore, live_key, version_prefix
+from mlserve.store import ModelStore, is_cache_dir, live_key, version_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +36,25 @@ def parse_pointer(data: bytes) -> dict[str, Any]:
     for key in ("name", "version", "checksums"):
         if not pointer.get(key):
             raise MlserveError(f"live.json has no {key!r}", code="bad_pointer")
-    pointer["version"] = str(pointer["version"])
+    # name and version become store keys and cache paths: refuse anything but plain names
+    try:
+        pointer["name"] = check_model_name(pointer["name"])
+        pointer["version"] = check_version(pointer["version"])
+    except UnsafeNameError as exc:
+        raise MlserveError(f"live.json refused: {exc}", code="bad_pointer") from None
+    if not isinstance(pointer["checksums"], dict):
+        raise MlserveError("live.json 'checksums' is not an object", code="bad_pointer")
     return pointer
+
+
+def read_pointer_and_etag(store: ModelStore, name: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The pointer and the ETag to make a conditional write of the next one against."""
+    try:
+        fetched = store.read_if_changed(live_key(name), None)
+    except KeyError:
+        return None, None
+    assert fetched.data is not None
+    return parse_pointer(fetched.data), fetched.etag
 
 
 def read_pointer(store: ModelStore, name: str) -> dict[str, Any] | None:
@@ -54,12 +73,41 @@ def load_version(
     max_rows: int = DEFAULT_MAX_ROWS,
 ) -> LoadedModel:
     """Fetch the version a pointer names and load it, verifying the pointer's checksums."""
-    name, version = pointer["name"], pointer["version"]
-    local = store.download_prefix(version_prefix(name, version), cache_dir / name / version)
+    name, version = check_model_name(pointer["name"]), check_version(pointer["version"])
+    local = store.download_prefix(version_prefix(name, version), version_cache_dir(cache_dir, name, version))
     identity = ModelIdentity(name, version, pointer.get("run_id"))
     return load_model_dir(
         local, identity, pointer["checksums"], allow_pickle=allow_pickle, max_rows=max_rows, pointer=pointer
     )
+
+
+def version_cache_dir(cache_dir: Path, name: str, version: str) -> Path:
+    """cache_dir/<name>/<version>, checked to stay inside cache_dir."""
+    return contained_path(cache_dir, f"{check_model_name(name)}/{check_version(version)}", what="cache path")
+
+
+def evict_cached_versions(cache_dir: Path, name: str, keep: set[str]) -> list[str]:
+    """Delete cached versions of `name` other than `keep`; return the versions removed.
+
+    Only directories the cache created (they hold CACHE_MARKER, are no symlinks and sit
+    inside cache_dir/<name>/) are removed; anything else there is left alone. Half-finished
+    downloads and renamed-aside copies (dot names) are left to the process that owns them.
+    """
+    try:
+        model_dir = contained_path(cache_dir, check_model_name(name), what="cache path")
+    except MlserveError:
+        return []
+    if not model_dir.is_dir():
+        return []
+    removed = []
+    for entry in sorted(model_dir.iterdir()):
+        if entry.name.startswith(".") or entry.name in keep or not is_cache_dir(entry):
+            continue
+        if not entry.resolve().is_relative_to(model_dir):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry.name)
+    return removed
 
 
 class LiveModel:
@@ -94,6 +142,23 @@ class LiveModel:
     @property
     def current(self) -> LoadedModel | None:
         return self._current
+
+    @property
+    def degraded_reason(self) -> str | None:
+        """Why the newest pointer is not what serves (a failed load or pointer read), while an
+        older model keeps serving; None when healthy or when nothing serves at all."""
+        return self.last_error if self._current is not None else None
+
+    def _evict(self, model: LoadedModel) -> None:
+        # Versions that are neither live nor being loaded (loads run under self._lock, so
+        # the only one in flight is the one that just became live).
+        try:
+            removed = evict_cached_versions(self.cache_dir, self.name, {model.identity.version})
+        except OSError as exc:
+            logger.warning("could not evict old cached versions: %s", exc)
+            return
+        if removed:
+            logger.info("evicted cached versions %s of %s", ", ".join(removed), self.name)
 
     def get(self) -> LoadedModel:
         """The model to serve this request with; refreshes the pointer when due."""
@@ -143,6 +208,8 @@ class LiveModel:
             return
         try:
             pointer = parse_pointer(fetched.data)
+            if pointer["name"] != self.name:
+                raise MlserveError(f"live.json of {self.name!r} names model {pointer['name']!r}", code="bad_pointer")
             current = self._current
             if (
                 current is not None
@@ -167,6 +234,7 @@ class LiveModel:
         previous, self._current = self._current, model
         self._etag = fetched.etag
         self.last_error = None
+        self._evict(model)
         logger.info(
             "serving model %s version %s (was %s), loaded in %.3fs",
             model.identity.name,

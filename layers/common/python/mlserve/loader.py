@@ -10,6 +10,7 @@ from typing import Any
 from mlserve.checksums import verify_checksums
 from mlserve.errors import ModelLoadError, PickleNotAllowedError
 from mlserve.mlmodel import ModelSpec, read_model_spec
+from mlserve.safe_paths import contained_path
 from mlserve.trusted_types import TRUSTED_TYPES
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,10 @@ def load_estimator(
             "loaded; set MLSERVE_ALLOW_PICKLE=true (context allow_pickle) to allow it, or "
             "log the model with serialization_format='skops'"
         )
-    path = model_dir / spec.model_file
+    # The file we deserialize must be one whose sha256 we just verified, inside model_dir.
+    if spec.model_file not in expected_checksums:
+        raise ModelLoadError(f"MLmodel's pickled_model {spec.model_file!r} is not among the verified checksums")
+    path = contained_path(model_dir, spec.model_file, what="pickled_model")
     if not path.is_file():
         raise ModelLoadError(f"model file {spec.model_file} is missing from {model_dir}")
     _warn_on_version_skew(spec)

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from mlserve.errors import ModelLoadError
+from mlserve.safe_paths import UnsafePathError, check_relative_path, contained_path
 
 SUPPORTED_COLUMN_TYPES = frozenset({"double", "float", "long", "integer", "boolean", "string", "datetime"})
 SERIALIZATION_FORMATS = frozenset({"skops", "cloudpickle", "pickle"})
@@ -88,6 +89,14 @@ def parse_signature_inputs(raw_inputs: Any) -> tuple[ColumnSpec, ...]:
     return tuple(specs)
 
 
+def _plain_relative(field_name: str, value: Any) -> None:
+    """MLmodel paths are read inside the model directory: refuse absolute paths and '..'."""
+    try:
+        check_relative_path(str(value), what=f"MLmodel {field_name}")
+    except UnsafePathError as exc:
+        raise ModelLoadError(str(exc)) from None
+
+
 def parse_mlmodel(text: str) -> ModelSpec:
     try:
         raw = yaml.safe_load(text)
@@ -103,6 +112,7 @@ def parse_mlmodel(text: str) -> ModelSpec:
     model_file = sklearn.get("pickled_model")
     if not model_file:
         raise ModelLoadError("sklearn flavor does not name its model file ('pickled_model')")
+    _plain_relative("pickled_model", model_file)
     serialization_format = sklearn.get("serialization_format", "cloudpickle")
     if serialization_format not in SERIALIZATION_FORMATS:
         raise ModelLoadError(
@@ -120,6 +130,7 @@ def parse_mlmodel(text: str) -> ModelSpec:
     example_info = raw.get("saved_input_example_info")
     example = None
     if isinstance(example_info, dict) and example_info.get("artifact_path"):
+        _plain_relative("saved_input_example_info.artifact_path", example_info["artifact_path"])
         example = InputExample(
             artifact_path=str(example_info["artifact_path"]),
             type=str(example_info.get("type", "dataframe")),
@@ -153,7 +164,7 @@ def read_input_example(model_dir: Path, spec: ModelSpec) -> list[dict[str, Any]]
     """The logged input example as rows (column name -> value)."""
     if spec.input_example is None:
         raise ModelLoadError("model was logged without an input example")
-    path = model_dir / spec.input_example.artifact_path
+    path = contained_path(model_dir, spec.input_example.artifact_path, what="input example")
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

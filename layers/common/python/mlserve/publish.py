@@ -20,10 +20,11 @@ from typing import Any
 
 from mlserve.checksums import CHECKSUMS_FILE, compute_checksums
 from mlserve.errors import MlserveError, StagingError
-from mlserve.live import load_version, read_pointer
+from mlserve.live import load_version, parse_pointer, read_pointer
 from mlserve.mlmodel import ModelSpec, parse_mlmodel, read_input_example, read_model_spec
+from mlserve.safe_paths import check_model_name, check_version
 from mlserve.scoring import LoadedModel, predict_rows
-from mlserve.store import ModelStore, deployments_prefix, live_key, version_prefix
+from mlserve.store import ModelStore, WriteConflict, deployments_prefix, live_key, version_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,11 @@ class StageRequest:
     # Files staged beside the model (relative path -> bytes), listed in checksums.json:
     # the reference profile (`mlserve publish --reference`, versions/<v>/profile.json).
     extra_files: dict[str, bytes] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # name and version become store keys: the one validator, before anything is written
+        self.name = check_model_name(self.name)
+        self.version = check_version(self.version)
 
 
 @dataclass
@@ -117,7 +123,7 @@ def smoke_test(model: LoadedModel) -> list[Any]:
 def stage_and_activate(store: ModelStore, request: StageRequest, *, activate: bool = True) -> StageResult:
     started_at = utc_now()
     dep_id = deployment_id(request.version)
-    previous = _safe_read_pointer(store, request.name)
+    previous, previous_etag = _read_live(store, request.name)
     manifest: dict[str, Any] = {
         "deployment_id": dep_id,
         "model_name": request.name,
@@ -174,9 +180,13 @@ def stage_and_activate(store: ModelStore, request: StageRequest, *, activate: bo
     manifest.update(finished_at=utc_now(), activated=activate)
     manifest_key = write_manifest(store, request.name, manifest)
     if activate:
-        store.write_bytes(
-            live_key(request.name), json.dumps(pointer, indent=2, sort_keys=True).encode(), "application/json"
-        )
+        try:
+            _activate(store, request, pointer, previous_etag)
+        except StagingError as exc:
+            status = "superseded" if exc.code == "superseded" else "failed"
+            manifest.update(status=status, reason=str(exc), code=exc.code, activated=False, finished_at=utc_now())
+            _safe_write_manifest(store, request.name, manifest)
+            raise
     return StageResult(pointer=pointer, manifest_key=manifest_key, model=model, smoke_predictions=smoke)
 
 
@@ -214,6 +224,55 @@ def check_signature(
             code="breaking_signature",
         )
     return result
+
+
+LIVE_WRITE_ATTEMPTS = 3
+
+
+def _read_live(store: ModelStore, name: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The live pointer (None if absent or unreadable) and its ETag (None if absent)."""
+    try:
+        fetched = store.read_if_changed(live_key(name), None)
+    except KeyError:
+        return None, None
+    try:
+        return (parse_pointer(fetched.data) if fetched.data is not None else None), fetched.etag
+    except MlserveError:
+        return None, fetched.etag
+
+
+def _activate(store: ModelStore, request: StageRequest, pointer: dict[str, Any], etag: str | None) -> None:
+    """Write live.json only if it is still what staging read (If-Match its ETag, or
+    If-None-Match: * for the first version). A concurrent switch (a CLI rollback racing a
+    redeploy) is detected: with a guard (`before_activate`, the redeploy's registry
+    re-check) the guard decides again and the write is retried; without one (publish,
+    rollback) nothing is switched and the error says what is live now."""
+    body = json.dumps(pointer, indent=2, sort_keys=True).encode()
+    key = live_key(request.name)
+    for _ in range(LIVE_WRITE_ATTEMPTS):
+        try:
+            if etag is None:
+                store.write_if(key, body, "application/json", if_none_match=True)
+            else:
+                store.write_if(key, body, "application/json", if_match=etag)
+            return
+        except WriteConflict as exc:
+            current, etag = _read_live(store, request.name)
+            now_live = current.get("version") if current else None
+            logger.warning(
+                "live.json of %s changed while staging v%s (now %s): %s", request.name, request.version, now_live, exc
+            )
+            if request.before_activate is None:
+                raise StagingError(
+                    f"live.json of {request.name} changed while staging version {request.version} "
+                    f"(now version {now_live}); nothing was switched: re-run to decide",
+                    code="live_conflict",
+                ) from None
+            request.before_activate()  # raises (superseded) unless this version should still win
+    raise StagingError(
+        f"live.json of {request.name} kept changing; gave up after {LIVE_WRITE_ATTEMPTS} attempts",
+        code="live_conflict",
+    )
 
 
 def _safe_read_pointer(store: ModelStore, name: str) -> dict[str, Any] | None:

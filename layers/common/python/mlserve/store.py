@@ -19,23 +19,25 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from mlserve.checksums import CACHE_MARKER
 from mlserve.errors import StoreError
+from mlserve.safe_paths import check_model_name, check_version, contained_path
 
 
 def model_prefix(name: str) -> str:
-    return f"models/{name}/"
+    return f"models/{check_model_name(name)}/"
 
 
 def version_prefix(name: str, version: str) -> str:
-    return f"models/{name}/versions/{version}/"
+    return f"models/{check_model_name(name)}/versions/{check_version(version)}/"
 
 
 def live_key(name: str) -> str:
-    return f"models/{name}/live.json"
+    return f"models/{check_model_name(name)}/live.json"
 
 
 def deployments_prefix(name: str) -> str:
-    return f"models/{name}/deployments/"
+    return f"models/{check_model_name(name)}/deployments/"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,19 @@ class ModelStore(ABC):
         """Write an object and return its ETag."""
 
     @abstractmethod
+    def write_if(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str | None = None,
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str:
+        """Conditional write: only if the object's ETag is `if_match`, or (`if_none_match`)
+        only if it does not exist. Raise WriteConflict otherwise; return the new ETag."""
+
+    @abstractmethod
     def list_keys(self, prefix: str) -> Iterator[str]:
         """All keys under `prefix`, sorted."""
 
@@ -84,6 +99,13 @@ class ModelStore(ABC):
             self.write_bytes(key, path.read_bytes())
             written.append(key)
         return written
+
+
+class WriteConflict(StoreError):
+    """A conditional write lost: the object changed (or appeared) since it was read."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="write_conflict")
 
 
 class LocalStore(ModelStore):
@@ -123,6 +145,32 @@ class LocalStore(ModelStore):
         os.replace(tmp, path)
         return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
+    def write_if(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str | None = None,
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str:
+        import fcntl
+
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One writer at a time per key (processes too): compare, then write-then-rename.
+        with open(path.parent / f".lock-{path.name}", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                current = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+            except FileNotFoundError:
+                current = None
+            if if_none_match and current is not None:
+                raise WriteConflict(f"{key} already exists")
+            if if_match is not None and current != if_match:
+                raise WriteConflict(f"{key} changed since it was read (ETag {current} != {if_match})")
+            return self.write_bytes(key, data, content_type)
+
     def list_keys(self, prefix: str) -> Iterator[str]:
         base = self._path(prefix) if prefix else self.root.resolve()
         search_root = base if base.is_dir() else base.parent
@@ -132,7 +180,7 @@ class LocalStore(ModelStore):
         keys = sorted(
             p.relative_to(root).as_posix()
             for p in search_root.rglob("*")
-            if p.is_file() and not p.name.startswith(".tmp-")
+            if p.is_file() and not p.name.startswith((".tmp-", ".lock-"))
         )
         return iter([k for k in keys if k.startswith(prefix)])
 
@@ -201,6 +249,33 @@ class S3Store(ModelStore):
         response = self._call("PutObject", key, self.client.put_object, Body=data, **extra)
         return str(response["ETag"]).strip('"')
 
+    def write_if(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str | None = None,
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str:
+        from botocore.exceptions import ClientError
+
+        extra: dict[str, str] = {"ContentType": content_type} if content_type else {}
+        if if_match is not None:
+            extra["IfMatch"] = f'"{if_match}"'
+        if if_none_match:
+            extra["IfNoneMatch"] = "*"
+        try:
+            response = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                raise WriteConflict(f"s3://{self.bucket}/{self._key(key)} changed concurrently ({code})") from None
+            if code in ("NoSuchKey", "404") and if_match is not None:
+                raise WriteConflict(f"s3://{self.bucket}/{self._key(key)} was deleted since it was read") from None
+            raise StoreError(f"S3 PutObject s3://{self.bucket}/{self._key(key)} failed: {code}") from exc
+        return str(response["ETag"]).strip('"')
+
     def list_keys(self, prefix: str) -> Iterator[str]:
         from botocore.exceptions import ClientError
 
@@ -230,16 +305,40 @@ class S3Store(ModelStore):
         tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".download-"))
         try:
             for key in keys:
-                target = tmp / key[len(prefix) :]
+                # A key like versions/1/../../../x must not write outside the download dir.
+                target = contained_path(tmp, key[len(prefix) :], what=f"S3 key {key!r}")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(self.read_bytes(key))
-            if dest.exists():
-                shutil.rmtree(dest)
-            os.replace(tmp, dest)
+            (tmp / CACHE_MARKER).write_text(self.uri + "/" + prefix)
+            replace_cache_dir(tmp, dest)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return dest
+
+
+# CACHE_MARKER is written into every directory the model cache creates; only such
+# directories are ever replaced or evicted, so a path built from data can never make us
+# delete a foreign tree.
+
+
+def is_cache_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and (path / CACHE_MARKER).is_file()
+
+
+def replace_cache_dir(fresh: Path, dest: Path) -> None:
+    """Move the freshly downloaded `fresh` to `dest`. An existing `dest` is replaced only when
+    the cache created it (it holds CACHE_MARKER); it is renamed aside to a name we generated
+    first, and only that is deleted."""
+    if dest.is_symlink() or (dest.exists() and not is_cache_dir(dest)):
+        raise StoreError(f"refusing to replace {dest}: it was not created by the model cache")
+    aside: Path | None = None
+    if dest.exists():
+        aside = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".evict-"))
+        os.replace(dest, aside / "old")
+    os.replace(fresh, dest)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def open_store(uri: str, s3_client: Any = None) -> ModelStore:

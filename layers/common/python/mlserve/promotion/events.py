@@ -20,11 +20,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlserve.errors import MlserveError
+from mlserve.safe_paths import UnsafeNameError, check_model_name, check_version
 
 logger = logging.getLogger(__name__)
 
 EVENT_SOURCE = "mlserve.registry"
 MODEL_PROMOTED = "ModelPromoted"
+# The same detail, but `force` (accept a breaking signature) is honoured. The bus policy lets
+# only the principals in context `force_promoters` put this detail-type (docs/security.md):
+# EventBridge events carry no reliable caller identity, so the detail-type is the proof.
+MODEL_PROMOTION_FORCED = "ModelPromotionForced"
 MODEL_DEPLOYED = "ModelDeployed"
 MODEL_DEPLOYMENT_FAILED = "ModelDeploymentFailed"
 SAGEMAKER_SOURCE = "aws.sagemaker"
@@ -65,6 +70,11 @@ class ModelPromoted:
         self.version = str(self.version)
         if not self.model_name or not self.version:
             raise EventError("a ModelPromoted event needs model_name and version")
+        try:  # they become store keys and cache paths downstream
+            self.model_name = check_model_name(self.model_name)
+            self.version = check_version(self.version)
+        except UnsafeNameError as exc:
+            raise EventError(str(exc)) from None
         if self.source not in SOURCES:
             raise EventError(f"unknown promotion source {self.source!r} (expected one of {', '.join(SOURCES)})")
 
@@ -135,9 +145,21 @@ def promotion_from_eventbridge(
         raise EventError("event is not an object")
     detail_type = event.get("detail-type")
     if event.get("source") == SAGEMAKER_SOURCE and detail_type == SAGEMAKER_DETAIL_TYPE:
-        return sagemaker_to_promotion(event, package_group=package_group, model_name=model_name)
+        promotion = sagemaker_to_promotion(event, package_group=package_group, model_name=model_name)
+        if promotion is not None:
+            # force comes from DescribeModelPackage (the registry), never from the event
+            promotion.force = False
+        return promotion
     if detail_type == MODEL_PROMOTED:
-        return ModelPromoted.from_detail(event.get("detail"))
+        promotion = ModelPromoted.from_detail(event.get("detail"))
+        if promotion.force:
+            logger.warning("'force' ignored: only a %s event (force_promoters) may force", MODEL_PROMOTION_FORCED)
+            promotion.force = False
+        return promotion
+    if detail_type == MODEL_PROMOTION_FORCED:
+        promotion = ModelPromoted.from_detail(event.get("detail"))
+        promotion.force = True
+        return promotion
     if "model_name" in event and "version" in event:  # a bare detail (direct invoke, CLI)
         return ModelPromoted.from_detail(event)
     raise EventError(f"unsupported event: source={event.get('source')!r} detail-type={detail_type!r}")
@@ -145,7 +167,7 @@ def promotion_from_eventbridge(
 
 def promoted_pattern() -> dict[str, Any]:
     """EventBridge pattern of the rule that starts a redeploy for project promotions."""
-    return {"source": [EVENT_SOURCE], "detail-type": [MODEL_PROMOTED]}
+    return {"source": [EVENT_SOURCE], "detail-type": [MODEL_PROMOTED, MODEL_PROMOTION_FORCED]}
 
 
 def sagemaker_pattern(package_group: str) -> dict[str, Any]:

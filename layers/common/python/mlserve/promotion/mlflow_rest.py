@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mlserve.errors import MlserveError
+from mlserve.safe_paths import UnsafePathError, contained_path
 
 ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
 
@@ -63,6 +64,24 @@ class VersionInfo:
         )
 
 
+TOKEN_SECRET_ENV = "MLSERVE_MLFLOW_TOKEN_SECRET_ARN"
+
+
+def token_from_secret(secret_id: str, client: Any = None) -> str:
+    if client is None:
+        import boto3
+
+        client = boto3.client("secretsmanager")
+    raw = str(client.get_secret_value(SecretId=secret_id)["SecretString"])
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError:
+        return raw.strip()
+    if isinstance(parsed, dict) and parsed.get("token"):
+        return str(parsed["token"])
+    raise RegistryError(f"secret {secret_id} holds JSON without a 'token' key")
+
+
 class MlflowRest:
     """A tiny MLflow REST client. Auth: bearer token, or basic user/password."""
 
@@ -86,7 +105,13 @@ class MlflowRest:
             self._auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
     @classmethod
-    def from_env(cls, tracking_uri: str) -> MlflowRest:
+    def from_env(cls, tracking_uri: str, secrets_client: Any = None) -> MlflowRest:
+        """Auth from MLSERVE_MLFLOW_TOKEN_SECRET_ARN (Secrets Manager: the token, or JSON
+        {"token": ...}; what deployed functions use, context mlflow_token_secret_arn), else
+        the MLflow client's own variables (local runs)."""
+        secret_arn = os.environ.get(TOKEN_SECRET_ENV)
+        if secret_arn:
+            return cls(tracking_uri, token=token_from_secret(secret_arn, secrets_client))
         return cls(
             tracking_uri,
             token=os.environ.get("MLFLOW_TRACKING_TOKEN"),
@@ -254,9 +279,10 @@ def _download_s3(bucket: str, key: str, dest: Path, client: Any) -> Path:
             rel = obj["Key"][len(prefix) :]
             if not rel or rel.endswith("/"):
                 continue
-            target = (dest / rel).resolve()
-            if not target.is_relative_to(dest.resolve()):
-                raise RegistryError(f"unsafe S3 key {obj['Key']!r}")
+            try:
+                target = contained_path(dest, rel, what=f"S3 key {obj['Key']!r}")
+            except UnsafePathError as exc:
+                raise RegistryError(f"unsafe S3 key: {exc}") from None
             target.parent.mkdir(parents=True, exist_ok=True)
             client.download_file(bucket, obj["Key"], str(target))
             count += 1

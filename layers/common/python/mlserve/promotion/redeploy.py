@@ -29,12 +29,14 @@ from mlserve.observability import clear_model_keys, record_redeploy, set_model_k
 from mlserve.promotion.events import (
     MODEL_DEPLOYED,
     MODEL_DEPLOYMENT_FAILED,
+    EventError,
     ModelPromoted,
     outcome_detail,
     promotion_from_eventbridge,
     put_event,
 )
 from mlserve.promotion.mlflow_rest import MlflowRest, RegistryError, download_model
+from mlserve.promotion.trust import ArtifactPolicy, SageMakerRegistry
 from mlserve.publish import StageRequest, deployment_id, stage_and_activate, utc_now, write_manifest
 from mlserve.store import ModelStore, open_store
 
@@ -79,6 +81,8 @@ class RedeployConfig:
     sagemaker_package_group: str | None = None
     sagemaker_model_name: str | None = None
     work_dir: Path = Path(tempfile.gettempdir()) / "mlserve-redeploy"
+    # URI prefixes artifacts may come from besides the registry's own (MLSERVE_ARTIFACT_LOCATIONS)
+    artifact_locations: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> RedeployConfig:
@@ -102,6 +106,7 @@ class RedeployConfig:
             or os.environ.get("MLSERVE_MODEL_NAME")
             or None,
             work_dir=Path(os.environ.get("MLSERVE_CACHE_DIR") or tempfile.gettempdir()) / "mlserve-redeploy",
+            artifact_locations=ArtifactPolicy.from_env(None).locations,
         )
 
 
@@ -122,11 +127,20 @@ class RedeployOutcome:
 class RestRegistry:
     """Registry lookups and artifact resolution over MLflow REST."""
 
-    def __init__(self, rest: MlflowRest, *, alias: str, stage: str, s3_client: Any = None) -> None:
+    def __init__(
+        self,
+        rest: MlflowRest,
+        *,
+        alias: str,
+        stage: str,
+        s3_client: Any = None,
+        policy: ArtifactPolicy | None = None,
+    ) -> None:
         self.rest = rest
         self.alias = alias
         self.stage = stage
         self.s3_client = s3_client
+        self.policy = policy or ArtifactPolicy(registry_uri=rest.base)
 
     def current_target(self, promotion: ModelPromoted) -> str | None:
         if promotion.source == "mlflow-stage":
@@ -135,35 +149,61 @@ class RestRegistry:
         if promotion.source in ("mlflow-alias", "cli"):
             info = self.rest.version_by_alias(promotion.model_name, promotion.alias or self.alias)
             return info.version if info else ""
-        return None  # sagemaker: the approval event is the source of truth
+        return None
 
     def resolve(self, promotion: ModelPromoted, dest: Path) -> Resolved:
-        if promotion.artifact_uri and promotion.source == "sagemaker":
-            return Resolved(
-                download_model(promotion.artifact_uri, dest, rest=self.rest, s3_client=self.s3_client),
-                promotion.artifact_uri,
-                promotion.run_id,
-            )
+        # The artifact is whatever the registry says for this version (never the event's
+        # artifact_uri), and only from an allowed location.
         info = self.rest.get_version(promotion.model_name, promotion.version)
-        uri = self.rest.download_uri(promotion.model_name, promotion.version)
+        uri = self.policy.check(self.rest.download_uri(promotion.model_name, promotion.version))
         model_dir = download_model(uri, dest, rest=self.rest, s3_client=self.s3_client)
         force = info.tags.get(FORCE_TAG, "").strip().lower() == "true"
         return Resolved(model_dir, f"models:/{promotion.model_name}/{promotion.version} ({uri})", info.run_id, force)
 
 
-def artifact_only_resolver(s3_client: Any = None) -> Resolver:
-    """No registry configured: the event must carry artifact_uri (SageMaker, CLI)."""
+def artifact_only_resolver(s3_client: Any = None, policy: ArtifactPolicy | None = None) -> Resolver:
+    """No registry configured: the operator's event carries artifact_uri (`mlserve promote
+    --no-registry --artifact-uri`), accepted only under an allowed location."""
+    policy = policy or ArtifactPolicy()
 
     def resolve(promotion: ModelPromoted, dest: Path) -> Resolved:
         if not promotion.artifact_uri:
             raise RegistryError("no registry is configured and the event has no artifact_uri")
-        return Resolved(
-            download_model(promotion.artifact_uri, dest, rest=None, s3_client=s3_client),
-            promotion.artifact_uri,
-            promotion.run_id,
-        )
+        uri = policy.check(promotion.artifact_uri)
+        return Resolved(download_model(uri, dest, rest=None, s3_client=s3_client), uri, promotion.run_id)
 
     return resolve
+
+
+def sagemaker_routes(
+    sagemaker: SageMakerRegistry | None,
+    policy: ArtifactPolicy,
+    target_lookup: TargetLookup,
+    resolver: Resolver,
+    s3_client: Any = None,
+) -> tuple[TargetLookup, Resolver]:
+    """SageMaker promotions go to SageMaker's registry: the newest approved package wins
+    (out-of-order guard) and the artifact comes from DescribeModelPackage."""
+
+    def no_group() -> RegistryError:
+        return RegistryError("a SageMaker promotion, but no sagemaker_model_package_group is configured")
+
+    def target(promotion: ModelPromoted) -> str | None:
+        if promotion.source != "sagemaker":
+            return target_lookup(promotion)
+        if sagemaker is None:
+            raise no_group()
+        return sagemaker.current_target(promotion)
+
+    def resolve(promotion: ModelPromoted, dest: Path) -> Resolved:
+        if promotion.source != "sagemaker":
+            return resolver(promotion, dest)
+        if sagemaker is None:
+            raise no_group()
+        model_dir, info = sagemaker.download(promotion.version, dest, policy, s3_client=s3_client)
+        return Resolved(model_dir, f"{info.arn} ({info.artifact_uri})", info.run_id, info.force)
+
+    return target, resolve
 
 
 def attempt_manifest(promotion: ModelPromoted, status: str, code: str, reason: str) -> dict[str, Any]:
@@ -194,32 +234,54 @@ class Redeployer:
         target_lookup: TargetLookup | None = None,
         resolver: Resolver | None = None,
         s3_client: Any = None,
+        sagemaker_client: Any = None,
     ) -> None:
         self.config = config
         self.store = store or open_store(config.store_uri, s3_client=s3_client)
         self.events_client = events_client
+        self.policy = ArtifactPolicy(config.artifact_locations, config.registry_uri)
         if target_lookup is None or resolver is None:
+            default_target: TargetLookup
+            default_resolver: Resolver
             if config.registry_uri:
                 registry = RestRegistry(
                     MlflowRest.from_env(config.registry_uri),
                     alias=config.alias,
                     stage=config.stage,
                     s3_client=s3_client,
+                    policy=self.policy,
                 )
-                target_lookup = target_lookup or registry.current_target
-                resolver = resolver or registry.resolve
+                default_target, default_resolver = registry.current_target, registry.resolve
             else:
-                target_lookup = target_lookup or (lambda promotion: None)
-                resolver = resolver or artifact_only_resolver(s3_client)
+                default_target, default_resolver = (
+                    (lambda promotion: None),
+                    artifact_only_resolver(s3_client, self.policy),
+                )
+            group = config.sagemaker_package_group
+            default_target, default_resolver = sagemaker_routes(
+                SageMakerRegistry(group, sagemaker_client) if group else None,
+                self.policy,
+                default_target,
+                default_resolver,
+                s3_client,
+            )
+            target_lookup = target_lookup or default_target
+            resolver = resolver or default_resolver
         self.target_lookup: TargetLookup = target_lookup
         self.resolver: Resolver = resolver
 
     # -- entry points -----------------------------------------------------------------------
     def handle_event(self, event: dict[str, Any]) -> RedeployOutcome:
         clear_model_keys()  # the model of a previous invocation is not this one's
-        promotion = promotion_from_eventbridge(
-            event, package_group=self.config.sagemaker_package_group, model_name=self.config.sagemaker_model_name
-        )
+        try:
+            promotion = promotion_from_eventbridge(
+                event, package_group=self.config.sagemaker_package_group, model_name=self.config.sagemaker_model_name
+            )
+        except EventError as exc:
+            # Malformed or unsafe (a name/version that is not a plain name): nothing to retry,
+            # and nothing is written (the name may not even be a valid store key).
+            logger.error("event refused: %s", exc)
+            return RedeployOutcome("failed", reason=str(exc), code=exc.code)
         if promotion is None:
             logger.info("event ignored: not an approval for the configured package group")
             return RedeployOutcome("ignored", reason="not an approval for the configured package group")

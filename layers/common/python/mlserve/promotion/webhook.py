@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from mlserve.observability import clear_model_keys, record_webhook_delivery, set_model_keys
 from mlserve.promotion.events import MODEL_PROMOTED, ModelPromoted, put_event, utc_now
+from mlserve.safe_paths import UnsafeNameError, check_model_name, check_version
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +47,8 @@ def sign(secret: str, delivery_id: str, timestamp: str, payload: str) -> str:
 
 def verify_signature(secrets: list[str], delivery_id: str, timestamp: str, payload: str, signature: str) -> bool:
     """Constant-time check against every current secret (more than one during a rotation)."""
-    if not signature.startswith(f"{SIGNATURE_VERSION},"):
-        return False
+    if not signature.startswith(f"{SIGNATURE_VERSION},") or not signature.isascii():
+        return False  # compare_digest raises TypeError on non-ASCII str: that is a bad signature
     return any(hmac.compare_digest(sign(secret, delivery_id, timestamp, payload), signature) for secret in secrets)
 
 
@@ -115,8 +116,16 @@ class DynamoLedger:
 
 
 class SecretProvider:
-    """The webhook secret from Secrets Manager, cached for `ttl_seconds`. The secret string
-    is the secret itself, or JSON {"secret": ..., "previous": ...} during a rotation."""
+    """The webhook secret from Secrets Manager, cached. The secret string is the secret
+    itself, or JSON {"secret": ..., "previous": ...} during a rotation.
+
+    A flood of bad signatures must not become a flood of GetSecretValue calls:
+    - the value is cached for `ttl_seconds`;
+    - a signature mismatch re-fetches (to pick up a rotation) at most once per
+      `refetch_after_seconds`, not once per bad request;
+    - a failed fetch keeps serving the cached value, and is retried no sooner than
+      `retry_after_seconds` (with nothing cached, calls fail fast until then).
+    """
 
     def __init__(
         self,
@@ -124,31 +133,59 @@ class SecretProvider:
         client: Any = None,
         ttl_seconds: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        refetch_after_seconds: float = 60.0,
+        retry_after_seconds: float = 30.0,
     ) -> None:
         self.secret_id = secret_id
         self.ttl_seconds = ttl_seconds
+        self.refetch_after_seconds = refetch_after_seconds
+        self.retry_after_seconds = retry_after_seconds
         self._client = client
         self._clock = clock
         self._cached: list[str] | None = None
         self._fetched_at = 0.0
+        self._stale = False
+        self._failed_at: float | None = None
+        self._failure: Exception | None = None
         self._lock = threading.Lock()
+        self.fetches = 0  # GetSecretValue calls made (observability, tests)
 
     def __call__(self) -> list[str]:
         with self._lock:
-            if self._cached is None or self._clock() - self._fetched_at >= self.ttl_seconds:
-                self._cached = self._fetch()
-                self._fetched_at = self._clock()
+            now = self._clock()
+            due = self._cached is None or self._stale or now - self._fetched_at >= self.ttl_seconds
+            backing_off = self._failed_at is not None and now - self._failed_at < self.retry_after_seconds
+            if due and not backing_off:
+                try:
+                    self._cached = self._fetch()
+                    self._fetched_at = now
+                    self._stale = False
+                    self._failed_at = self._failure = None
+                except Exception as exc:
+                    self._failed_at, self._failure = now, exc
+                    if self._cached is None:
+                        raise
+                    logger.warning("could not refresh the webhook secret, keeping the cached one: %s", exc)
+            if self._cached is None:
+                raise RuntimeError(f"webhook secret unavailable (retrying later): {self._failure}")
             return self._cached
 
-    def invalidate(self) -> None:
+    def invalidate(self) -> bool:
+        """A signature did not match: maybe the secret was rotated. Mark the cache stale
+        (True) unless it was fetched less than `refetch_after_seconds` ago (False: the
+        mismatch is the sender's, not a rotation we missed)."""
         with self._lock:
-            self._cached = None
+            if self._cached is not None and self._clock() - self._fetched_at < self.refetch_after_seconds:
+                return False
+            self._stale = True
+            return True
 
     def _fetch(self) -> list[str]:
         if self._client is None:
             import boto3
 
             self._client = boto3.client("secretsmanager")
+        self.fetches += 1
         raw = str(self._client.get_secret_value(SecretId=self.secret_id)["SecretString"])
         try:
             parsed = json.loads(raw)
@@ -241,12 +278,16 @@ def _handle_delivery(
     signature = h.get(SIGNATURE_HEADER, "")
     if not (delivery_id and timestamp and signature):
         return WebhookResult(401, {"error": "missing MLflow signature headers"}, "missing_signature_headers")
-    if not verify_signature(secrets(), delivery_id, timestamp, body, signature):
+    try:
+        current_secrets = secrets()
+    except Exception as exc:
+        logger.error("webhook secret unavailable: %s", exc)
+        return WebhookResult(503, {"error": "webhook secret unavailable, retry later"}, "secret_unavailable")
+    if not verify_signature(current_secrets, delivery_id, timestamp, body, signature):
         # maybe the secret was rotated since we cached it: refetch once
         invalidate = getattr(secrets, "invalidate", None)
-        if invalidate is None:
+        if invalidate is None or invalidate() is False:
             return WebhookResult(401, {"error": "bad signature"}, "bad_signature")
-        invalidate()
         if not verify_signature(secrets(), delivery_id, timestamp, body, signature):
             return WebhookResult(401, {"error": "bad signature"}, "bad_signature")
     try:
@@ -280,6 +321,11 @@ def _handle_delivery(
         return WebhookResult(
             200, {"status": "ignored", "reason": f"alias {alias!r} is not {config.alias!r}"}, "other_alias", delivery_id
         )
+    try:  # the one validator for names/versions: they become store keys and paths downstream
+        check_model_name(name)
+        check_version(version)
+    except UnsafeNameError as exc:
+        return WebhookResult(400, {"error": str(exc)}, "unsafe_name", delivery_id)
     if config.model_names and name not in config.model_names:
         return WebhookResult(
             200, {"status": "ignored", "reason": f"model {name!r} is not served here"}, "other_model", delivery_id
