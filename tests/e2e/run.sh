@@ -84,7 +84,14 @@ export MLSERVE_E2E_ENDPOINT="$ENDPOINT"
 # interpreter MiniStack runs functions with. Everything else is the default context: API keys
 # and usage plans (MiniStack enforces them; the suite sends the key from ApiKeyId) and
 # SnapStart on published versions (MiniStack publishes Pending -> Active and runs the hooks).
-export MLSERVE_E2E_CDK_CONTEXT="${MLSERVE_E2E_CDK_CONTEXT:--c architecture=$ARCH -c layer_python_version=$FN_PYTHON -c refresh_seconds=2}"
+# The optional features the suite also exercises: the Kinesis stream (a long consumer
+# timeout: a cold start on MiniStack can take over a minute, and a timed-out batch is
+# retried forever) and a schedule that fires every minute (tests/e2e/test_streaming.py).
+E2E_FEATURES=$(cat <<'FEATURES'
+-c stream=true -c stream_batching_window_seconds=0 -c functions='{"stream":{"timeout_seconds":300}}' -c schedules='[{"name":"e2e","cron":"* * * * ? *","input_prefix":"scheduled/e2e/"}]'
+FEATURES
+)
+export MLSERVE_E2E_CDK_CONTEXT="${MLSERVE_E2E_CDK_CONTEXT:--c architecture=$ARCH -c layer_python_version=$FN_PYTHON -c refresh_seconds=2 $E2E_FEATURES}"
 START=$(date +%s)
 set +e
 .venv/bin/python -m pytest -p no:cacheprovider -m e2e tests/e2e -v -rs "$@"
