@@ -367,9 +367,12 @@ def process_s3_object(
     deadline: float | None = None,
     time_left: Callable[[], float] | None = None,
     request_id: str | None = None,
+    fanout: Callable[[S3Input], dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """Score one uploaded object; returns the report (or a `skipped`/`duplicate`/
-    `replay_refused` note). `time_left()` is the invocation's remaining seconds."""
+    `replay_refused`/`fanned_out` note). `time_left()` is the invocation's remaining seconds.
+    `fanout(item)` (mlserve.batch.fanout.FanoutStarter) hands a big file to the Step Functions
+    fan-out and returns its note, or None to score it here."""
     options = options or BatchOptions.from_env()
     key = item.key
     if not key.startswith(INCOMING_PREFIX) or not key.endswith(SUFFIXES):
@@ -391,6 +394,13 @@ def process_s3_object(
     if markers.claim(marker, deadline or time.time() + 900) is None:
         logger.info("duplicate event for s3://%s/%s version %s: already scored", item.bucket, key, version)
         return {"status": "duplicate", "key": key, "version": version, "report": report_key}
+    if fanout is not None:
+        handed_over = fanout(item)
+        if handed_over is not None:
+            # The execution (one per object version, by name) owns the file now and writes
+            # its report; the marker makes a repeated event a duplicate.
+            markers.finish(marker, "succeeded", report_key, final=True)
+            return handed_over
 
     source_info: dict[str, Any] = {"bucket": item.bucket, "key": key, "version_id": item.version_id, "etag": item.etag}
     started = time.time()
