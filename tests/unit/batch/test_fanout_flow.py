@@ -171,8 +171,12 @@ def test_merge_refuses_when_a_range_never_reported(
     assert not batch_env.has_predictions(key)
 
 
-def test_the_plan_pins_the_live_version(batch_env: Any, batch_store: Any, demo_registry: Any, tmp_path: Path) -> None:
-    from tests.conftest import publish
+def test_a_range_never_scores_with_another_version(
+    batch_env: Any, batch_store: Any, classifier: Any, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from mlserve.scoring import ModelIdentity
 
     body = b"mean radius\n" + b"1\n" * 10
     key = "incoming/pinned.csv"
@@ -180,8 +184,11 @@ def test_the_plan_pins_the_live_version(batch_env: Any, batch_store: Any, demo_r
     plan = plan_file(batch_env.s3, {"bucket": batch_env.bucket, "key": key, "version_id": put["VersionId"]},
                      read_pointer(batch_store, "demo-classifier"), results_prefix="results/", range_bytes=4)
     job = json.loads(batch_env.s3.get_object(Bucket=batch_env.bucket, Key=plan["job_key"])["Body"].read())
-    assert job["model"]["version"] == "1" and job["pointer"]["checksums"]
-    del publish, demo_registry  # the pin is the pointer copy in job.json; ranges load it
+    assert job["model"]["version"] == "1" and job["pointer"]["checksums"]  # the pin: the pointer itself
+    manifest = json.loads(batch_env.s3.get_object(Bucket=batch_env.bucket, Key=plan["manifest_key"])["Body"].read())
+    promoted = dataclasses.replace(classifier, identity=ModelIdentity("demo-classifier", "2", "run-2"))
+    with pytest.raises(RangeFailed, match="pinned to 1"):
+        score_range(batch_env.s3, batch_env.bucket, plan["job_key"], manifest[0], lambda p: promoted, BatchOptions())
 
 
 def test_s3_event_hands_big_plain_files_to_the_state_machine(
