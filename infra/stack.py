@@ -15,6 +15,7 @@ from constructs import Construct
 from infra.batch import BatchScoring
 from infra.bundling import DEFAULT_CACHE_ROOT, bundled_function_code, common_layer_code, deps_layer_code
 from infra.config import ServingConfig
+from infra.fanout import BatchFanout
 from infra.functions import FunctionFactory, lambda_architecture, lambda_runtime
 from infra.model_store import ModelStore
 from infra.monitoring import Monitoring
@@ -90,6 +91,15 @@ class MlserveStack(Stack):
             config=config,
             functions=self.functions,
             model_store=self.model_store,
+        )
+        # Big files: the batch function hands them to a Step Functions Distributed Map.
+        self.fanout = BatchFanout(
+            self,
+            "BatchFanout",
+            config=config,
+            functions=self.functions,
+            model_store=self.model_store,
+            batch=self.batch,
         )
 
         # The API also serves the web page: browser uploads into the batch bucket's

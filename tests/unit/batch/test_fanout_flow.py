@@ -75,7 +75,12 @@ def run_fanout(
 
 @pytest.mark.parametrize(("crlf", "bom"), [(False, False), (True, True)])
 def test_fanout_output_is_byte_identical_to_single_function(
-    batch_env: Any, batch_store: Any, breast_cancer: pd.DataFrame, classifier: Any, tmp_path: Path, crlf: bool,
+    batch_env: Any,
+    batch_store: Any,
+    breast_cancer: pd.DataFrame,
+    classifier: Any,
+    tmp_path: Path,
+    crlf: bool,
     bom: bool,
 ) -> None:
     body, data = big_csv(breast_cancer, 40_000, crlf=crlf, bom=bom)
@@ -94,7 +99,14 @@ def test_fanout_output_is_byte_identical_to_single_function(
         assert merged == single  # byte for byte, rows in the original order
         report = batch_env.report(key)
         assert report["fanout"]["ranges"] >= 2
-        for field in ("rows_read", "rows_scored", "rows_rejected", "rejected_by_reason", "rejected_rows", "output_columns"):
+        for field in (
+            "rows_read",
+            "rows_scored",
+            "rows_rejected",
+            "rejected_by_reason",
+            "rejected_rows",
+            "output_columns",
+        ):
             assert report[field] == single_report[field], field
         assert report["model"] == single_report["model"]
 
@@ -155,13 +167,22 @@ def test_merge_refuses_when_a_range_never_reported(
     key = "incoming/unfinished.csv"
     put = batch_env.s3.put_object(Bucket=batch_env.bucket, Key=key, Body=body)
     request = {"bucket": batch_env.bucket, "key": key, "version_id": put["VersionId"]}
-    plan = plan_file(batch_env.s3, request, read_pointer(batch_store, "demo-classifier"), results_prefix="results/",
-                     range_bytes=100_000)
+    plan = plan_file(
+        batch_env.s3,
+        request,
+        read_pointer(batch_store, "demo-classifier"),
+        results_prefix="results/",
+        range_bytes=100_000,
+    )
     manifest = json.loads(batch_env.s3.get_object(Bucket=batch_env.bucket, Key=plan["manifest_key"])["Body"].read())
     for item in manifest[:-1]:  # the last range never ran (e.g. its function timed out)
         score_range(
-            batch_env.s3, batch_env.bucket, plan["job_key"], item,
-            lambda p: load_version(batch_store, p, tmp_path / "c", allow_pickle=False), BatchOptions(),
+            batch_env.s3,
+            batch_env.bucket,
+            plan["job_key"],
+            item,
+            lambda p: load_version(batch_store, p, tmp_path / "c", allow_pickle=False),
+            BatchOptions(),
         )
     outcome = merge_file(batch_env.s3, batch_env.bucket, plan["job_key"], results_prefix="results/")
     assert outcome["status"] == "failed"
@@ -181,8 +202,13 @@ def test_a_range_never_scores_with_another_version(
     body = b"mean radius\n" + b"1\n" * 10
     key = "incoming/pinned.csv"
     put = batch_env.s3.put_object(Bucket=batch_env.bucket, Key=key, Body=body)
-    plan = plan_file(batch_env.s3, {"bucket": batch_env.bucket, "key": key, "version_id": put["VersionId"]},
-                     read_pointer(batch_store, "demo-classifier"), results_prefix="results/", range_bytes=4)
+    plan = plan_file(
+        batch_env.s3,
+        {"bucket": batch_env.bucket, "key": key, "version_id": put["VersionId"]},
+        read_pointer(batch_store, "demo-classifier"),
+        results_prefix="results/",
+        range_bytes=4,
+    )
     job = json.loads(batch_env.s3.get_object(Bucket=batch_env.bucket, Key=plan["job_key"])["Body"].read())
     assert job["model"]["version"] == "1" and job["pointer"]["checksums"]  # the pin: the pointer itself
     manifest = json.loads(batch_env.s3.get_object(Bucket=batch_env.bucket, Key=plan["manifest_key"])["Body"].read())

@@ -70,9 +70,7 @@ def test_a_failed_merge_leaves_no_object_and_no_upload(bucket: Any) -> None:
     from botocore.exceptions import ClientError
 
     with pytest.raises(ClientError):  # a part object is gone
-        assemble_parts(
-            bucket, BUCKET, "results/out.csv", [("parts/00000.csv", 6 * MIB), ("missing", 6 * MIB)]
-        )
+        assemble_parts(bucket, BUCKET, "results/out.csv", [("parts/00000.csv", 6 * MIB), ("missing", 6 * MIB)])
     with pytest.raises(RuntimeError, match="superseded"):
         assemble_parts(bucket, BUCKET, "results/out.csv", [("parts/00000.csv", 6 * MIB)], before_commit=refuse)
     assert "Contents" not in bucket.list_objects_v2(Bucket=BUCKET, Prefix="results/")
@@ -81,14 +79,25 @@ def test_a_failed_merge_leaves_no_object_and_no_upload(bucket: Any) -> None:
 
 def test_merge_reports_sums_and_renumbers_records() -> None:
     first = {
-        "rows_read": 10, "rows_scored": 9, "rows_rejected": 1, "rejected_by_reason": {"missing_value": 1},
-        "rejected_rows": [{"line": 5, "record": 4, "errors": [], "raw": "x"}], "output_columns": ["a", "prediction"],
+        "rows_read": 10,
+        "rows_scored": 9,
+        "rows_rejected": 1,
+        "rejected_by_reason": {"missing_value": 1},
+        "rejected_rows": [{"line": 5, "record": 4, "errors": [], "raw": "x"}],
+        "output_columns": ["a", "prediction"],
         "bytes_read": 100,
     }
     second = {
-        "rows_read": 7, "rows_scored": 5, "rows_rejected": 2, "rejected_by_reason": {"missing_value": 1, "invalid_number": 2},
-        "rejected_rows": [{"line": 20, "record": 1, "errors": [], "raw": "y"}, {"line": 23, "record": 3, "errors": [], "raw": "z"}],
-        "output_columns": ["a", "prediction"], "bytes_read": 50,
+        "rows_read": 7,
+        "rows_scored": 5,
+        "rows_rejected": 2,
+        "rejected_by_reason": {"missing_value": 1, "invalid_number": 2},
+        "rejected_rows": [
+            {"line": 20, "record": 1, "errors": [], "raw": "y"},
+            {"line": 23, "record": 3, "errors": [], "raw": "z"},
+        ],
+        "output_columns": ["a", "prediction"],
+        "bytes_read": 50,
     }
     total, columns = merge_reports([first, second], max_listed=2)
     assert (total.rows_read, total.rows_scored, total.rows_rejected) == (17, 14, 3)
