@@ -98,7 +98,8 @@ class BatchFanout(Construct):
         )
         for function in (self.plan, self.range, self.merge, self.fail):
             function.role.add_to_policy(read_input)
-            model_store.grant_read_model(function.role) if function in (self.plan, self.range) else None
+        for function in (self.plan, self.range):  # the merge never loads a model
+            model_store.grant_read_model(function.role)
         self.plan.role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[scratch]))
         self.range.role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[scratch]))
         self.range.role.add_to_policy(

@@ -133,6 +133,11 @@ class MlserveStack(Stack):
                 "batch": self.batch.function,
                 "redeploy": self.promotion.redeploy_function,
                 "webhook": self.promotion.webhook_function,
+                # the fan-out's steps (a failed range raises in its function: FanoutrangeErrors)
+                "fanoutplan": self.fanout.plan.function,
+                "fanoutrange": self.fanout.range.function,
+                "fanoutmerge": self.fanout.merge.function,
+                "fanoutfail": self.fanout.fail.function,
             },
             batch_dlq=self.batch.dead_letter_queue,
             event_bus=self.promotion.bus,

@@ -225,6 +225,10 @@ def test_alarms_watch_every_function_the_api_and_the_batch_dlq(default_synth: Sy
         "Batch": stack.batch.function,
         "Redeploy": stack.promotion.redeploy_function,
         "Webhook": stack.promotion.webhook_function,
+        "Fanoutplan": stack.fanout.plan.function,
+        "Fanoutrange": stack.fanout.range.function,
+        "Fanoutmerge": stack.fanout.merge.function,
+        "Fanoutfail": stack.fanout.fail.function,
     }
     # every mlserve function (CDK's own deploy-time helpers aside) has an errors and a throttles alarm
     python_functions = {
