@@ -44,7 +44,8 @@ from mlserve.batch.job import (
     write_summary,
 )
 from mlserve.batch.limits import LimitExceeded
-from mlserve.batch.output import MIN_PART_BYTES, S3MultipartSink, Sink
+from mlserve.batch.output import MIN_PART_BYTES, Sink
+from mlserve.batch.overlap import BackgroundPartsSink, ReadAhead
 from mlserve.batch.ranges import ByteRange, plan_ranges
 from mlserve.errors import InputError, MlserveError, ModelUnavailableError
 from mlserve.scoring import LoadedModel
@@ -300,13 +301,18 @@ def score_range(
         header = _ObjectReader(
             client, bucket, source_info["key"], source_info.get("version_id"), 0, int(job["header_end"])
         ).read()
-        body = _ObjectReader(
-            client, bucket, source_info["key"], source_info.get("version_id"), byte_range.start, byte_range.end
+        body = ReadAhead(
+            _ObjectReader(
+                client, bucket, source_info["key"], source_info.get("version_id"), byte_range.start, byte_range.end
+            )
         )
-        sink = S3MultipartSink(client, bucket, part_key(prefix, byte_range.index), part_bytes=options.part_bytes)
-        report = score_range_into(
-            HeaderThenRange(header, body), sink, model, options, byte_range, int(job["header_lines"]), time_left
-        )
+        sink = BackgroundPartsSink(client, bucket, part_key(prefix, byte_range.index), part_bytes=options.part_bytes)
+        try:
+            report = score_range_into(
+                HeaderThenRange(header, body), sink, model, options, byte_range, int(job["header_lines"]), time_left
+            )
+        finally:
+            body.close()
     except Exception as exc:
         logger.exception("range %s of %s failed before scoring", byte_range.index, source_info["key"])
         report = range_result(byte_range.index, "failed", ScoreResult(), exc)

@@ -22,7 +22,8 @@ from urllib.parse import unquote_plus
 
 from mlserve.batch.core import BatchOptions, ScoreResult, score_stream
 from mlserve.batch.limits import LimitExceeded
-from mlserve.batch.output import S3MultipartSink, Sink
+from mlserve.batch.output import Sink
+from mlserve.batch.overlap import BackgroundPartsSink, ReadAhead
 from mlserve.errors import InputError, MlserveError
 from mlserve.live import LiveModel
 from mlserve.observability import record_rows_scored
@@ -323,9 +324,7 @@ def superseded_by(client: Any, item: S3Input, source_info: dict[str, Any]) -> st
     return None if etag == ours_etag else f"etag {etag}"
 
 
-def write_report(
-    client: Any, item: S3Input, report_key: str, report: dict[str, Any], results_prefix: str
-) -> str:
+def write_report(client: Any, item: S3Input, report_key: str, report: dict[str, Any], results_prefix: str) -> str:
     """The plain report key when this version is current, else a per-version key under
     `<results>/.superseded/` (the newer version's report stays where it is)."""
     newer = superseded_by(client, item, report.get("input") or {})
@@ -410,9 +409,7 @@ def process_s3_object(
     def guard() -> None:
         newer = superseded_by(client, item, source_info)
         if newer is not None:
-            raise Superseded(
-                f"a newer version ({newer}) of {key} was uploaded; its results stand", code="superseded"
-            )
+            raise Superseded(f"a newer version ({newer}) of {key} was uploaded; its results stand", code="superseded")
 
     try:
         model = live.get()  # ONE version for the whole file, whatever lands mid-file
@@ -421,10 +418,15 @@ def process_s3_object(
         source_info["etag"] = str(obj.get("ETag", "")).strip('"') or item.etag
         source_info["version_id"] = obj.get("VersionId") or item.version_id
         source_info["size"] = obj.get("ContentLength")
-        sink = S3MultipartSink(client, item.bucket, predictions_key, part_bytes=options.part_bytes)
-        report, error = score_to_sink(
-            obj["Body"], sink, model, options, source_info, predictions_key, time_left=time_left, before_commit=guard
-        )
+        # Overlap the S3 read and part uploads with scoring (mlserve.batch.overlap); same bytes out.
+        sink = BackgroundPartsSink(client, item.bucket, predictions_key, part_bytes=options.part_bytes)
+        body = ReadAhead(obj["Body"])
+        try:
+            report, error = score_to_sink(
+                body, sink, model, options, source_info, predictions_key, time_left=time_left, before_commit=guard
+            )
+        finally:
+            body.close()
     except Exception as exc:
         logger.exception("batch job for %s failed before scoring", key)
         report, error = (
