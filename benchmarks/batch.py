@@ -154,7 +154,8 @@ def run(sizes: list[int], paths: list[str], keep: bool) -> dict[str, Any]:
     server = None
     try:
         model_dir, store_uri = prepare_model(work)
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        # This checkout's mlserve (layers/common/python), not whatever the venv has installed.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers" / "common" / "python")])}
         s3 = endpoint = None
         if "s3" in paths:
             import logging

@@ -84,7 +84,10 @@ class ReadAhead:
 
 
 class BackgroundPartsSink(S3MultipartSink):
-    """Uploads parts from a background thread while the scorer produces the next ones."""
+    """An S3MultipartSink whose writes (buffering, and the part uploads they trigger) run in
+    one background thread, at most `in_flight` writes queued, while the scorer formats the
+    next chunk. Same parts in the same order; an upload error is raised on the next write or
+    at commit, in the caller's thread."""
 
     def __init__(self, *args: Any, in_flight: int = 2, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -92,50 +95,29 @@ class BackgroundPartsSink(S3MultipartSink):
         self._executor: ThreadPoolExecutor | None = None
         self._futures: deque[Future[None]] = deque()
 
-    def _upload(self, index: int, number: int, data: bytes) -> None:
-        response = self.client.upload_part(
-            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=data
-        )
-        self._parts[index]["ETag"] = response["ETag"]
-
-    def _flush(self) -> None:
-        if self._upload_id is None:
-            created = self.client.create_multipart_upload(
-                Bucket=self.bucket, Key=self.key, ContentType=self.content_type
-            )
-            self._upload_id = created["UploadId"]
+    def write(self, data: bytes) -> None:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlserve-upload")
-        while len(self._futures) >= self._in_flight:
-            self._futures.popleft().result()  # bounded memory; raises the upload's error here
-        number = len(self._parts) + 1
-        self._parts.append({"PartNumber": number, "ETag": None})
-        data = bytes(self._buffer)
-        self._buffer.clear()
-        self._futures.append(self._executor.submit(self._upload, len(self._parts) - 1, number, data))
+        while self._futures and (len(self._futures) >= self._in_flight or self._futures[0].done()):
+            self._futures.popleft().result()  # bounded memory; raises a failed upload here
+        self._futures.append(self._executor.submit(super().write, data))
 
-    def _drain(self) -> None:
+    def _drain(self, *, raise_errors: bool) -> None:
         while self._futures:
-            self._futures.popleft().result()
-
-    def commit(self) -> None:
-        if self._upload_id is not None and self._buffer:
-            self._flush()
-        self._drain()
-        self._shutdown()
-        super().commit()
-
-    def abort(self) -> None:
-        for future in self._futures:
-            future.cancel()
-        for future in list(self._futures):
-            with contextlib.suppress(Exception):  # aborting anyway
+            future = self._futures.popleft()
+            if raise_errors:
                 future.result()
-        self._futures.clear()
-        self._shutdown()
-        super().abort()
-
-    def _shutdown(self) -> None:
+            else:
+                with contextlib.suppress(Exception):  # aborting anyway
+                    future.result()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+
+    def commit(self) -> None:
+        self._drain(raise_errors=True)
+        super().commit()
+
+    def abort(self) -> None:
+        self._drain(raise_errors=False)
+        super().abort()
