@@ -11,6 +11,7 @@ Step inputs (the state machine passes only these; everything else lives in S3):
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,11 @@ def _load_pinned(pointer: dict[str, Any]) -> LoadedModel:
     if key not in models:
         settings = _settings()
         models.clear()
+        # A per-process cache directory: emulators (MiniStack) run several range functions on
+        # one host /tmp at once, and two downloads of the same version must not interleave.
+        cache = Path(settings.cache_dir) / f"pid-{os.getpid()}"
         models[key] = load_version(
-            _store(), pointer, Path(settings.cache_dir), allow_pickle=settings.allow_pickle, max_rows=settings.max_rows
+            _store(), pointer, cache, allow_pickle=settings.allow_pickle, max_rows=settings.max_rows
         )
     return models[key]
 
@@ -112,8 +116,9 @@ def _merge(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
 
 def _fail(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    request = event.get("request") or event  # the state machine passes {request: <state>, execution}
     return fail_file(
-        _s3(), event, event.get("error"), results_prefix=_settings().results_prefix, execution=_execution(event)
+        _s3(), request, request.get("error"), results_prefix=_settings().results_prefix, execution=_execution(event)
     )
 
 

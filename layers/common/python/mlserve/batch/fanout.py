@@ -103,16 +103,33 @@ def part_report_key(prefix: str, index: int) -> str:
 
 
 class _ObjectReader:
-    """`.read(n)` over an S3 object's byte range (GetObject Range), for score_stream."""
+    """`.read(n)` over an S3 object's byte range (GetObject Range). An endpoint that ignores
+    Range (MiniStack 1.5.33 does when VersionId is given too) answers with the whole object
+    and no Content-Range: then the bytes before `start` are skipped and reading stops at
+    `end` here, so the range is right either way."""
 
     def __init__(self, client: Any, bucket: str, key: str, version_id: str | None, start: int, end: int) -> None:
         self._body: Any = None
+        self._left = max(end - start, 0)
         if end > start:
             kwargs = {"VersionId": version_id} if version_id else {}
-            self._body = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}", **kwargs)["Body"]
+            response = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}", **kwargs)
+            self._body = response["Body"]
+            if not response.get("ContentRange") and start > 0:
+                skip = start
+                while skip > 0:
+                    skipped = len(self._body.read(min(skip, 8 * 1024 * 1024)))
+                    if not skipped:
+                        break
+                    skip -= skipped
 
     def read(self, n: int = -1) -> bytes:
-        return bytes(self._body.read(n)) if self._body is not None else b""
+        if self._body is None or self._left <= 0:
+            return b""
+        n = self._left if n is None or n < 0 else min(n, self._left)
+        data = bytes(self._body.read(n))
+        self._left -= len(data)
+        return data
 
 
 class HeaderThenRange:
