@@ -35,7 +35,7 @@ _state: dict[str, Any] = {}
 def _settings() -> Settings:
     if "settings" not in _state:
         _state["settings"] = Settings.from_env()
-    return _state["settings"]  # type: ignore[no-any-return]
+    return _state["settings"]
 
 
 def _s3() -> Any:

@@ -210,7 +210,8 @@ def score_range_into(
     succeeded, abort it otherwise. Returns the range's report (lines of the whole file)."""
     result = ScoreResult()
     target: Sink = sink if item.index == 0 else DropHeaderLine(sink)
-    status, error = "succeeded", None
+    status = "succeeded"
+    error: Exception | None = None
     try:
         score_stream(source, target, model, options, result=result, time_left=time_left)
     except LimitExceeded as exc:

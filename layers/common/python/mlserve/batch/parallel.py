@@ -145,7 +145,7 @@ def score_local_parallel(
             try:
                 for path in part_paths:
                     with open(path, "rb") as part:
-                        for block in iter(lambda part=part: part.read(8 * 1024 * 1024), b""):
+                        while block := part.read(8 * 1024 * 1024):
                             sink.write(block)
                 sink.commit()
             except BaseException:
