@@ -6,6 +6,8 @@ For each size: a CSV of the 30-column demo data (breast cancer rows repeated) is
   - local:  `mlserve`'s batch scorer, local file -> local file (what `mlserve score` runs);
   - s3:     the same scorer through the S3 job (GetObject stream -> multipart upload),
             against a ThreadedMotoServer running in this process;
+  - workers: `mlserve score --workers <all cores>` (record-aligned ranges in processes,
+            mlserve.batch.parallel); its peak RSS is the sum over the process tree, sampled;
   - mlflow: `mlflow models predict -m <model dir> -i in.csv -o out.json -t csv --env-manager local`.
 Every run is a fresh subprocess started by a tiny launcher that reports its children's
 peak RSS (`getrusage(RUSAGE_CHILDREN)`), so each figure is that run's own peak. rows/s is
@@ -52,6 +54,34 @@ from mlserve.store import open_store
 store, name, cache, src, out = sys.argv[1:6]
 report = score_local(src, out, LiveModel(open_store(store), name, cache_dir=Path(cache)), BatchOptions())
 print(json.dumps({k: report[k] for k in ("status", "rows_scored", "rows_per_second")}))
+"""
+
+WORKERS_SCRIPT = """
+import json, os, sys, threading, time
+from pathlib import Path
+import psutil
+from mlserve.batch.core import BatchOptions
+from mlserve.batch.parallel import score_local_parallel
+store, name, cache, src, out = sys.argv[1:6]
+peak = [0]
+done = threading.Event()
+def sample():
+    me = psutil.Process()
+    while not done.is_set():
+        total = 0
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                pass
+        peak[0] = max(peak[0], total)
+        time.sleep(0.1)
+threading.Thread(target=sample, daemon=True).start()
+report = score_local_parallel(src, out, store_uri=store, model_name=name, options=BatchOptions(),
+                              workers=os.cpu_count() or 1, cache_dir=cache)
+done.set()
+print(json.dumps({**{k: report[k] for k in ("status", "rows_scored", "rows_per_second")},
+                  "peak_tree_rss_kb": peak[0] // 1024, "workers": os.cpu_count()}))
 """
 
 S3_SCRIPT = """
@@ -124,7 +154,8 @@ def run(sizes: list[int], paths: list[str], keep: bool) -> dict[str, Any]:
     server = None
     try:
         model_dir, store_uri = prepare_model(work)
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        # This checkout's mlserve (layers/common/python), not whatever the venv has installed.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers" / "common" / "python")])}
         s3 = endpoint = None
         if "s3" in paths:
             import logging
@@ -158,6 +189,20 @@ def run(sizes: list[int], paths: list[str], keep: bool) -> dict[str, Any]:
                             sys.executable,
                             "-c",
                             LOCAL_SCRIPT,
+                            store_uri,
+                            "demo-classifier",
+                            str(work / "cache"),
+                            str(src),
+                            str(work / "out.csv"),
+                        ],
+                        env,
+                    )
+                elif path == "workers":
+                    m = measure(
+                        [
+                            sys.executable,
+                            "-c",
+                            WORKERS_SCRIPT,
                             store_uri,
                             "demo-classifier",
                             str(work / "cache"),
@@ -216,6 +261,9 @@ def run(sizes: list[int], paths: list[str], keep: bool) -> dict[str, Any]:
                     report = json.loads(m["stdout"].strip().splitlines()[-1])
                     assert report["status"] == "succeeded" and report["rows_scored"] == rows, report
                     entry["score_rows_per_second"] = round(report["rows_per_second"])
+                    if "peak_tree_rss_kb" in report:  # all worker processes together
+                        entry["peak_rss_mb"] = round(report["peak_tree_rss_kb"] / 1024, 1)
+                        entry["workers"] = report["workers"]
                 results.append(entry)
             src.unlink()
     finally:
@@ -250,7 +298,7 @@ def table(data: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="100000,1000000", help="comma-separated row counts")
-    parser.add_argument("--paths", default="local,s3,mlflow", help="comma-separated: local, s3, mlflow")
+    parser.add_argument("--paths", default="local,s3,mlflow", help="comma-separated: local, workers, s3, mlflow")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     sizes = [int(s) for s in args.rows.split(",") if s]

@@ -64,6 +64,12 @@ DEFAULTS: dict[str, Any] = {
     "batch_reserved_concurrency": 2,
     "batch_retry_attempts": 2,
     "batch_probabilities": False,
+    # Big files (docs/batch.md "Fan-out"): plain CSVs larger than fanout_threshold_bytes are
+    # split into record-aligned ranges of about fanout_range_bytes, scored by a Step Functions
+    # Distributed Map with at most fanout_max_concurrency range functions at once.
+    "fanout_threshold_bytes": 256 * 1024 * 1024,
+    "fanout_range_bytes": 64 * 1024 * 1024,
+    "fanout_max_concurrency": 10,
     # Promotion: the MLflow tracking server the redeploy asks which version the alias names
     # and where its artifacts are ("" = no registry: events must carry an s3:// artifact_uri,
     # as SageMaker approvals and `mlserve promote --artifact-uri` do), and an optional
@@ -295,6 +301,9 @@ class ServingConfig:
     webhook_throttle_burst_limit: int = 10
     waf_enabled: bool = False
     waf_rate_limit: int = 1000
+    fanout_threshold_bytes: int = 256 * 1024 * 1024
+    fanout_range_bytes: int = 64 * 1024 * 1024
+    fanout_max_concurrency: int = 10
 
     @property
     def python_version(self) -> str:
@@ -418,6 +427,12 @@ class ServingConfig:
                 batch_reserved_concurrency=_reserved_concurrency(value("batch_reserved_concurrency")),
                 python_runtime=_python_runtime(value("python_runtime")),
             ),
+            # 1 byte and up, so a deployed test can send a small file through the fan-out.
+            fanout_threshold_bytes=_int("fanout_threshold_bytes", value("fanout_threshold_bytes"), 1, 5 * 1024**4),
+            # >= 8 MiB: every scored part is then a whole multipart part (>= 5 MiB).
+            fanout_range_bytes=_int("fanout_range_bytes", value("fanout_range_bytes"), 8 * 1024**2, 5 * 1024**3),
+            # Distributed Map runs at most 10,000 child workflows at once.
+            fanout_max_concurrency=_int("fanout_max_concurrency", value("fanout_max_concurrency"), 1, 10_000),
         )
 
     @classmethod

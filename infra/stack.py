@@ -23,6 +23,7 @@ from infra.bundling import (
 )
 from infra.config import FUNCTION_KINDS, DriftConfig, ServingConfig
 from infra.drift import DriftMonitoring
+from infra.fanout import BatchFanout
 from infra.functions import FunctionFactory, lambda_architecture, lambda_runtime
 from infra.model_store import ModelStore
 from infra.monitoring import Monitoring
@@ -113,6 +114,15 @@ class MlserveStack(Stack):
             functions=self.functions,
             model_store=self.model_store,
         )
+        # Big files: the batch function hands them to a Step Functions Distributed Map.
+        self.fanout = BatchFanout(
+            self,
+            "BatchFanout",
+            config=config,
+            functions=self.functions,
+            model_store=self.model_store,
+            batch=self.batch,
+        )
 
         # The API also serves the web page: browser uploads into the batch bucket's
         # incoming/ (presigned POST) and results from results/ (presigned GET).
@@ -188,6 +198,11 @@ class MlserveStack(Stack):
                 **({"stream": self.streaming.function} if self.streaming is not None else {}),
                 **({"scheduled": self.scheduled.function} if self.scheduled is not None else {}),
                 **({"drift": self.drift.function} if self.drift is not None else {}),
+                # the fan-out's steps (a failed range raises in its function: FanoutrangeErrors)
+                "fanoutplan": self.fanout.plan.function,
+                "fanoutrange": self.fanout.range.function,
+                "fanoutmerge": self.fanout.merge.function,
+                "fanoutfail": self.fanout.fail.function,
             },
             batch_dlq=self.batch.dead_letter_queue,
             redeploy_dlq=self.promotion.dlq,

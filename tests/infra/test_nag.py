@@ -72,6 +72,17 @@ def test_every_raw_finding_is_acknowledged_specifically(variant: Synth, pack: ty
         assert len(finding["reason"]) >= 60, (rule, finding["reason"])
 
 
+def fanout_invoke_and_child_execution_rules(result: Synth) -> list[str]:
+    fanout = result.stack.fanout
+    functions = [
+        f"AwsSolutions-IAM5[Resource::<{result.logical_id(step.function)}.Arn>:*]"
+        for step in (fanout.plan, fanout.range, fanout.merge, fanout.fail)
+    ]
+    machine = '{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"' + result.logical_id(fanout.state_machine) + '"}]}]}'
+    execution = f"arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{machine}"
+    return [*functions, f"AwsSolutions-IAM5[Resource::{execution}:*]", f"AwsSolutions-IAM5[Resource::{execution}/*:*]"]
+
+
 def test_expected_acknowledgements_only(default_synth: Synth) -> None:
     rules = sorted({rule for pack in PACKS for rule, _ in raw_findings(default_synth, pack)})
     bucket_id = default_synth.logical_id(default_synth.stack.model_store.bucket)
@@ -116,6 +127,12 @@ def test_expected_acknowledgements_only(default_synth: Synth) -> None:
             f"AwsSolutions-IAM5[Resource::<{drift_id}.Arn>/capture-errors/*]",
             f"AwsSolutions-IAM5[Resource::<{drift_id}.Arn>/capture/demo-classifier/*]",
             f"AwsSolutions-IAM5[Resource::<{drift_id}.Arn>/monitoring/demo-classifier/drift/*]",
+            # the fan-out (infra/fanout.py): the step roles' scratch prefix, the state machine
+            # invoking its step functions (and versions) and managing its child executions;
+            # its X-Ray/log delivery is the Resource::* entry, the synchronous step functions
+            # the Serverless-LambdaDLQ entry above
+            f"AwsSolutions-IAM5[Resource::<{batch_id}.Arn>/results/.fanout/*]",
+            *fanout_invoke_and_child_execution_rules(default_synth),
         ]
     )
 

@@ -174,8 +174,9 @@ def test_context_overrides_reach_the_function() -> None:
 
 def test_every_log_group_has_the_configured_retention(default_synth: Synth, prod_synth: Synth) -> None:
     log_groups = default_synth.of_type("AWS::Logs::LogGroup")
-    # one per function (API, batch, redeploy, webhook, drift job) + API access logs
-    assert len(log_groups) == 6
+    # one per function (API, batch, redeploy, webhook, drift job, 4 fan-out steps) + API
+    # access logs + the fan-out state machine's
+    assert len(log_groups) == 11
     for log_group in log_groups.values():
         assert log_group["Properties"]["RetentionInDays"] == 30
         assert log_group["DeletionPolicy"] == "Delete"

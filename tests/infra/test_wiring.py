@@ -230,6 +230,10 @@ def test_alarms_watch_every_function_the_api_and_the_batch_dlq(default_synth: Sy
         "Batch": stack.batch.function,
         "Redeploy": stack.promotion.redeploy_function,
         "Webhook": stack.promotion.webhook_function,
+        "Fanoutplan": stack.fanout.plan.function,
+        "Fanoutrange": stack.fanout.range.function,
+        "Fanoutmerge": stack.fanout.merge.function,
+        "Fanoutfail": stack.fanout.fail.function,
     }
     if stack.drift is not None:
         functions["Drift"] = stack.drift.function

@@ -237,7 +237,22 @@ def _score(args: argparse.Namespace) -> int:
         allow_pickle=args.allow_pickle,
         cache_dir=Path(tempfile.gettempdir()) / "mlserve",
     )
-    report = score_local(source, out, live, options)
+    if args.workers > 1 and not gzipped:
+        # The fan-out's range splitting, in processes (gzip is not splittable: one worker).
+        from mlserve.batch.parallel import score_local_parallel
+
+        report = score_local_parallel(
+            source,
+            out,
+            store_uri=args.store,
+            model_name=args.name,
+            options=options,
+            workers=args.workers,
+            allow_pickle=args.allow_pickle,
+            cache_dir=Path(tempfile.gettempdir()) / "mlserve",
+        )
+    else:
+        report = score_local(source, out, live, options)
     if not args.quiet:
         print(file=sys.stderr)
     summary = {
@@ -311,6 +326,13 @@ def _add_kinesis_arguments(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument("--endpoint-url", default=None, help="emulator endpoint (default: AWS_ENDPOINT_URL or AWS)")
     command.add_argument("--region", default=None, help="AWS region (default: the environment's)")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -390,6 +412,12 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--max-listed", type=int, default=100, help="rejected rows listed in full in the report")
     score.add_argument("--allow-pickle", action="store_true")
     score.add_argument("--quiet", action="store_true", help="no progress line")
+    score.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="processes scoring byte ranges of the file in parallel (plain CSV; output identical to 1)",
+    )
     score.set_defaults(run=_score)
 
     send = sub.add_parser("stream-send", help="put a CSV's rows into the Kinesis input stream as scoring records")

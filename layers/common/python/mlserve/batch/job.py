@@ -22,7 +22,8 @@ from urllib.parse import unquote_plus
 
 from mlserve.batch.core import BatchOptions, ScoreResult, score_stream
 from mlserve.batch.limits import LimitExceeded
-from mlserve.batch.output import S3MultipartSink, Sink
+from mlserve.batch.output import Sink
+from mlserve.batch.overlap import BackgroundPartsSink, ReadAhead
 from mlserve.errors import InputError, MlserveError
 from mlserve.live import LiveModel
 from mlserve.observability import record_rows_scored
@@ -390,14 +391,17 @@ def process_s3_object(
     request_id: str | None = None,
     input_prefix: str = INCOMING_PREFIX,
     marker_suffix: str = "",
+    fanout: Callable[[S3Input], dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """Score one uploaded object; returns the report (or a `skipped`/`duplicate`/
-    `replay_refused` note). `time_left()` is the invocation's remaining seconds.
+    `replay_refused`/`fanned_out` note). `time_left()` is the invocation's remaining seconds.
 
     ``input_prefix``: where inputs may live (scheduled runs score their own prefix).
     ``marker_suffix``: appended to the idempotency marker's name, so a scheduled run can
     score an object version again for a NEW model version (``@model-<v>``) while replays
-    for the same model version stay exactly once."""
+    for the same model version stay exactly once.
+    ``fanout(item)`` (mlserve.batch.fanout.FanoutStarter) hands a big file to the Step Functions
+    fan-out and returns its note, or None to score it here."""
     options = options or BatchOptions.from_env()
     key = item.key
     if not key.startswith(input_prefix) or not key.endswith(SUFFIXES) or key.startswith(results_prefix):
@@ -420,6 +424,13 @@ def process_s3_object(
     if markers.claim(marker, deadline or time.time() + 900) is None:
         logger.info("duplicate event for s3://%s/%s version %s: already scored", item.bucket, key, version)
         return {"status": "duplicate", "key": key, "version": version, "report": report_key}
+    if fanout is not None:
+        handed_over = fanout(item)
+        if handed_over is not None:
+            # The execution (one per object version, by name) owns the file now and writes
+            # its report; the marker makes a repeated event a duplicate.
+            markers.finish(marker, "succeeded", report_key, final=True)
+            return handed_over
 
     source_info: dict[str, Any] = {"bucket": item.bucket, "key": key, "version_id": item.version_id, "etag": item.etag}
     started = time.time()
@@ -439,13 +450,18 @@ def process_s3_object(
         source_info["etag"] = str(obj.get("ETag", "")).strip('"') or item.etag
         source_info["version_id"] = obj.get("VersionId") or item.version_id
         source_info["size"] = obj.get("ContentLength")
+        # Overlap the S3 read and part uploads with scoring (mlserve.batch.overlap); same bytes out.
         sink = HeadCapture(
-            S3MultipartSink(client, item.bucket, predictions_key, part_bytes=options.part_bytes),
+            BackgroundPartsSink(client, item.bucket, predictions_key, part_bytes=options.part_bytes),
             SUMMARY_CAPTURE_BYTES if job_id_of(key) else 0,  # only web-page jobs show a summary
         )
-        report, error = score_to_sink(
-            obj["Body"], sink, model, options, source_info, predictions_key, time_left=time_left, before_commit=guard
-        )
+        body = ReadAhead(obj["Body"])
+        try:
+            report, error = score_to_sink(
+                body, sink, model, options, source_info, predictions_key, time_left=time_left, before_commit=guard
+            )
+        finally:
+            body.close()
     except Exception as exc:
         logger.exception("batch job for %s failed before scoring", key)
         report, error = (

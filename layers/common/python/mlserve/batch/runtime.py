@@ -23,6 +23,8 @@ class BatchRuntime:
     live: LiveModel
     s3: Any
     options: BatchOptions
+    # Hands files over the fan-out threshold to the Step Functions fan-out (None: off).
+    fanout: Callable[[S3Input], dict[str, Any] | None] | None = None
 
     @classmethod
     def from_env(cls, s3_client: Any = None) -> BatchRuntime:
@@ -39,7 +41,9 @@ class BatchRuntime:
             cache_dir=settings.cache_dir,
             on_swap=on_model_swap,  # logs carry model_name/model_version; ModelLoadSeconds
         )
-        return cls(settings, live, client, BatchOptions.from_env())
+        from mlserve.batch.fanout import FanoutStarter
+
+        return cls(settings, live, client, BatchOptions.from_env(), FanoutStarter.from_env(client))
 
     def handle_event(
         self,
@@ -75,6 +79,7 @@ class BatchRuntime:
                 deadline=deadline,
                 time_left=time_left,
                 request_id=request_id,
+                fanout=self.fanout,
             )
         except ClaimHeld as exc:
             # A duplicate delivery while another invocation scores this version: that one
