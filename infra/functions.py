@@ -20,6 +20,7 @@ from constructs import Construct
 
 from infra.bundling import function_code
 from infra.config import LOG_RETENTION_DAYS, FunctionSettings, ServingConfig
+from infra.image import image_code, uses_image
 from infra.nag import acknowledge
 
 LAMBDA_CACHE_DIR = "/tmp/mlserve"  # the only writable path in Lambda
@@ -144,15 +145,17 @@ class FunctionFactory:
                 resources=[log_group.log_group_arn],
             )
         )
+        # packaging=image: API, batch and redeploy run from the one container image (infra/image.py).
+        image = image_code(scope, config, handler) if uses_image(config, handler) else None
         function = lambda_.Function(
             scope,
             construct_id,
             description=description,
-            code=self.code(package),
-            handler=handler,
-            runtime=lambda_runtime(config.python_runtime),
+            code=image or self.code(package),
+            handler=lambda_.Handler.FROM_IMAGE if image else handler,
+            runtime=lambda_.Runtime.FROM_IMAGE if image else lambda_runtime(config.python_runtime),
             architecture=lambda_architecture(config.architecture),
-            layers=self.layers or None,
+            layers=None if image else (self.layers or None),
             memory_size=settings.memory_mb,
             timeout=Duration.seconds(settings.timeout_seconds),
             role=role,
