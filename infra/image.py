@@ -234,3 +234,32 @@ def image_code(scope: Construct, config: ServingConfig, handler: str) -> lambda_
         build_args={"BASE_IMAGE": base_image(config)},
         platform=ecr_assets.Platform.LINUX_ARM64 if config.architecture == "arm64" else ecr_assets.Platform.LINUX_AMD64,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m infra.image stage -c key=value …``: stage the build context with
+    cdk.json's context plus overrides and print its path (layers/image/build.sh uses it)."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m infra.image")
+    parser.add_argument("command", choices=["stage", "requirements"])
+    parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    for item in args.context:
+        key, _, value = item.partition("=")
+        context[key] = value
+    config = ServingConfig.from_mapping(context)
+    if args.command == "requirements":
+        requirements = image_requirements(config)
+        print("\n".join(requirements.pins))
+        for dropped in requirements.dropped:
+            print(f"# left out: {dropped}", file=sys.stderr)
+        return 0
+    print(stage_context(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
