@@ -75,7 +75,9 @@ def read_pins(lines: list[str], source: str) -> dict[str, str]:
             continue
         match = _PIN.match(line)
         if match is None:
-            raise ConfigError(f"context 'image_extra_requirements': {line!r} in {source} is not pinned as name==version")
+            raise ConfigError(
+                f"context 'image_extra_requirements': {line!r} in {source} is not pinned as name==version"
+            )
         pins[normalized(match.group(1))] = match.group(2)
     return pins
 

@@ -57,7 +57,10 @@ class Emulator:
             if not invocation.done.wait(self.timeout_seconds):
                 invocation.error = True
                 invocation.result = json.dumps(
-                    {"errorMessage": f"Task timed out after {self.timeout_seconds:.2f} seconds", "errorType": "Sandbox.Timedout"}
+                    {
+                        "errorMessage": f"Task timed out after {self.timeout_seconds:.2f} seconds",
+                        "errorType": "Sandbox.Timedout",
+                    }
                 ).encode()
             self.in_flight.pop(invocation.request_id, None)
             return invocation
@@ -75,7 +78,7 @@ def handler_class(emulator: Emulator, function_arn: str) -> type[BaseHTTPRequest
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib's name
+        def log_message(self, format: str, *args: object) -> None:
             return  # the function's own logs are what matter
 
         def body(self) -> bytes:
@@ -137,7 +140,7 @@ def serve(handler: str) -> int:
     emulator = Emulator(timeout)
     handler_type = handler_class(emulator, arn)
     runtime_server = ThreadingHTTPServer(("127.0.0.1", runtime_port), handler_type)
-    invoke_server = ThreadingHTTPServer(("0.0.0.0", invoke_port), handler_type)  # noqa: S104 - the container's port
+    invoke_server = ThreadingHTTPServer(("0.0.0.0", invoke_port), handler_type)
     for server in (runtime_server, invoke_server):
         threading.Thread(target=server.serve_forever, daemon=True).start()
     environment = {**os.environ, "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{runtime_port}"}
@@ -145,7 +148,7 @@ def serve(handler: str) -> int:
     environment.setdefault("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3008")
     environment.setdefault("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
     print(f"mlserve runtime emulator: invoke on :{invoke_port}, runtime API on :{runtime_port}", flush=True)
-    client = subprocess.Popen([sys.executable, "-m", "awslambdaric", handler], env=environment)  # noqa: S603
+    client = subprocess.Popen([sys.executable, "-m", "awslambdaric", handler], env=environment)
     return client.wait()
 
 

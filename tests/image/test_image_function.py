@@ -102,7 +102,12 @@ def test_predict_event_matches_model_predict(api_container: str, sales_store: tu
     _, model = sales_store
     rows = sales_frame(stores=3, days=4, seed=7)[0]
     instances = json.loads(rows.to_json(orient="records", date_format="iso"))
-    result = invoke(api_container, rest_v1_event("POST", "/predict", body=json.dumps({"instances": instances}), headers={"content-type": "application/json"}))
+    result = invoke(
+        api_container,
+        rest_v1_event(
+            "POST", "/predict", body=json.dumps({"instances": instances}), headers={"content-type": "application/json"}
+        ),
+    )
     assert result["statusCode"] == 200, result
     body = json.loads(result["body"])
     assert body["model"]["name"] == "sales-forecast"
@@ -113,6 +118,11 @@ def test_predict_event_matches_model_predict(api_container: str, sales_store: tu
 def test_bad_row_gets_422_naming_the_field(api_container: str) -> None:
     row = {"store": 1, "day_of_week": 1, "date": "not a date", "promo": 1, "state_holiday": "0",
            "school_holiday": 0, "store_type": "a", "assortment": "a", "competition_distance": 10.0}  # fmt: skip
-    result = invoke(api_container, rest_v1_event("POST", "/predict", body=json.dumps({"instances": [row]}), headers={"content-type": "application/json"}))
+    result = invoke(
+        api_container,
+        rest_v1_event(
+            "POST", "/predict", body=json.dumps({"instances": [row]}), headers={"content-type": "application/json"}
+        ),
+    )
     assert result["statusCode"] == 422
     assert "date" in result["body"]

@@ -27,10 +27,10 @@ def data() -> tuple[pd.DataFrame, pd.Series]:
     return features, features["a"] * 3 + features["b"] ** 2 + rng.normal(0, 0.01, 300)
 
 
-def saved(tmp_path: Path, save: Any, model: Any, features: pd.DataFrame, **kwargs: Any) -> Path:
+def saved(tmp_path: Path, save: Any, model: Any, features: pd.DataFrame, name: str = "model", **kwargs: Any) -> Path:
     from mlflow.models import infer_signature
 
-    path = tmp_path / "model"
+    path = tmp_path / name
     save(model, str(path), signature=infer_signature(features.head(), model.predict(features.head())), **kwargs)
     return path
 
@@ -113,7 +113,9 @@ def test_artifact_cannot_choose_the_class(tmp_path: Path, data: Any) -> None:
     import xgboost
 
     features, target = data
-    path = saved(tmp_path, mlflow.xgboost.save_model, xgboost.XGBRegressor(n_estimators=5).fit(features, target), features)
+    path = saved(
+        tmp_path, mlflow.xgboost.save_model, xgboost.XGBRegressor(n_estimators=5).fit(features, target), features
+    )
     mlmodel = yaml.safe_load((path / "MLmodel").read_text())
     mlmodel["flavors"]["xgboost"]["model_class"] = "subprocess.Popen"
     (path / "MLmodel").write_text(yaml.safe_dump(mlmodel))
@@ -128,8 +130,8 @@ def test_skops_ensemble_of_boosted_regressors_and_untrusted_type_refused(tmp_pat
     from catboost import CatBoostRegressor
     from lightgbm import LGBMRegressor
     from sklearn.ensemble import VotingRegressor
-    from sklearn.preprocessing import FunctionTransformer
     from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
     from xgboost import XGBRegressor
 
     features, target = data
@@ -154,9 +156,14 @@ def test_skops_ensemble_of_boosted_regressors_and_untrusted_type_refused(tmp_pat
     np.testing.assert_allclose(estimator.predict(features), ensemble.predict(features), rtol=1e-12)
 
     hostile = make_pipeline(FunctionTransformer(np.exp), ensemble).fit(features, target)
-    other = tmp_path / "hostile"
-    mlflow.sklearn.save_model(
-        hostile, str(other), serialization_format="skops", skops_trusted_types=[*SKOPS_TRUSTED, "numpy.exp"]
+    other = saved(
+        tmp_path,
+        mlflow.sklearn.save_model,
+        hostile,
+        features,
+        name="hostile",
+        serialization_format="skops",
+        skops_trusted_types=[*SKOPS_TRUSTED, "numpy.exp"],
     )
     with pytest.raises(ModelLoadError, match="allow-list"):
         load_estimator(other, compute_checksums(other), allow_pickle=False)

@@ -120,7 +120,7 @@ def _load_xgboost(path: Path, conf: dict[str, Any]) -> Any:
         booster = xgboost.Booster()
         booster.load_model(str(path))
         return BoosterRegressor(booster, "xgboost")
-    module_name, _, class_name = model_class.rpartition(".")
+    class_name = model_class.rpartition(".")[2]
     model = getattr(xgboost, class_name)()  # only names from XGBOOST_MODEL_CLASSES reach here
     model.load_model(str(path))
     return model
