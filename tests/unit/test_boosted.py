@@ -125,13 +125,13 @@ def test_artifact_cannot_choose_the_class(tmp_path: Path, data: Any) -> None:
 
 def test_skops_ensemble_of_boosted_regressors_and_untrusted_type_refused(tmp_path: Path, data: Any) -> None:
     """A VotingRegressor of LGBM + XGB + CatBoost loads via the allow-list; an extra type the
-    artifact trusts but mlserve does not (here a function reference) is refused."""
+    artifact trusts but mlserve does not (here a CatBoost classifier) is refused."""
     import mlflow.sklearn
-    from catboost import CatBoostRegressor
+    from catboost import CatBoostClassifier, CatBoostRegressor
     from lightgbm import LGBMRegressor
     from sklearn.ensemble import VotingRegressor
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import FunctionTransformer
+    from sklearn.preprocessing import StandardScaler
     from xgboost import XGBRegressor
 
     features, target = data
@@ -155,15 +155,17 @@ def test_skops_ensemble_of_boosted_regressors_and_untrusted_type_refused(tmp_pat
     estimator, _ = load_estimator(path, compute_checksums(path), allow_pickle=False)
     np.testing.assert_allclose(estimator.predict(features), ensemble.predict(features), rtol=1e-12)
 
-    hostile = make_pipeline(FunctionTransformer(np.exp), ensemble).fit(features, target)
+    # A type the artifact lists as trusted but mlserve's allow-list does not hold.
+    unlisted = make_pipeline(StandardScaler(), CatBoostClassifier(iterations=5, verbose=0, allow_writing_files=False))
+    unlisted.fit(features, target > 1)
     other = saved(
         tmp_path,
         mlflow.sklearn.save_model,
-        hostile,
+        unlisted,
         features,
-        name="hostile",
+        name="unlisted",
         serialization_format="skops",
-        skops_trusted_types=[*SKOPS_TRUSTED, "numpy.exp"],
+        skops_trusted_types=["catboost.core.CatBoostClassifier"],
     )
     with pytest.raises(ModelLoadError, match="allow-list"):
         load_estimator(other, compute_checksums(other), allow_pickle=False)
