@@ -11,7 +11,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help venv node browser-deps browser demo test lint typecheck unit integration infra synth bench bench-deps e2e clean oracle-venv
-.PHONY: deploy diff
+.PHONY: deploy diff image
 
 help:
 	@echo "make demo   - train the demo model, publish it locally, serve it on 127.0.0.1:8000"
@@ -66,8 +66,19 @@ browser-deps: $(NODE_STAMP)
 browser: $(STAMP) browser-deps
 	$(PY) -m pytest -q tests/browser
 
+# MODEL=sales: the LightGBM + XGBoost + CatBoost ensemble (examples/train_sales.py).
+MODEL ?= classifier
 demo: $(STAMP)
-	$(PY) -m examples.demo
+	MLSERVE_DEMO_MODEL=$(MODEL) $(PY) -m examples.demo
+
+# The container image of packaging=image, built without Docker (podman + mmdebstrap; docs/image.md).
+IMAGE_REQUIREMENTS ?= examples/requirements-sales.txt
+image: $(STAMP)
+	@command -v podman >/dev/null && command -v mmdebstrap >/dev/null || { \
+		command -v apt-get >/dev/null || { echo "make image: needs podman and mmdebstrap"; exit 1; }; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq podman buildah skopeo mmdebstrap uidmap runc; }
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH MLSERVE_IMAGE_EXTRA=$(IMAGE_REQUIREMENTS) layers/image/build.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -17,8 +17,8 @@ PORT = int(os.environ.get("MLSERVE_DEMO_PORT", "8000"))
 STORE_URI = (DATA_DIR / "store").as_uri()
 
 
-def curl_examples(base: str, row: dict[str, float]) -> str:
-    predict = json.dumps({"instances": [row], "probabilities": True})
+def curl_examples(base: str, row: dict[str, float], probabilities: bool = True) -> str:
+    predict = json.dumps({"instances": [row], **({"probabilities": True} if probabilities else {})})
     columns = list(row)
     split = json.dumps({"dataframe_split": {"columns": columns, "data": [list(row.values())]}})
     return "\n".join(
@@ -40,15 +40,22 @@ def main() -> int:
     from mlserve.registry import publish_model_uri
 
     configure_mlflow()
-    registered = train_classifier(alias="champion")
+    model_name = CLASSIFIER
+    if os.environ.get("MLSERVE_DEMO_MODEL", "classifier") == "sales":  # make demo MODEL=sales
+        from examples.train_sales import SALES, train_sales
+
+        model_name = SALES
+        registered = train_sales(alias="champion")
+    else:
+        registered = train_classifier(alias="champion")
     print(f"trained and registered {registered.name} v{registered.version} as @champion")
-    resolved, result = publish_model_uri(f"models:/{CLASSIFIER}@champion", STORE_URI, promoted_by="make demo")
+    resolved, result = publish_model_uri(f"models:/{model_name}@champion", STORE_URI, promoted_by="make demo")
     print(f"published {resolved.name} v{resolved.version} to {STORE_URI} (manifest {result.manifest_key})")
     example_row = read_input_example(resolved.local_dir, result.model.spec)[0]
-    print(curl_examples(f"http://{HOST}:{PORT}", example_row), flush=True)
+    print(curl_examples(f"http://{HOST}:{PORT}", example_row, probabilities=model_name == CLASSIFIER), flush=True)
 
     os.environ["MLSERVE_STORE"] = STORE_URI
-    os.environ["MLSERVE_MODEL_NAME"] = CLASSIFIER
+    os.environ["MLSERVE_MODEL_NAME"] = model_name
     os.environ.setdefault("MLSERVE_SCORE_IN_THREADS", "true")  # a server: score in worker threads
     import uvicorn
 

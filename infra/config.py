@@ -22,6 +22,9 @@ AUTH_MODES: tuple[AuthMode, ...] = ("api_key", "iam", "none")
 ENVIRONMENTS: tuple[Environment, ...] = ("dev", "prod")
 BUNDLE_DEPS_MODES: tuple[BundleDeps, ...] = ("layer", "function")
 FUNCTION_KINDS = ("api", "batch", "promote", "webhook", "stream", "scheduled")
+Packaging = Literal["zip", "image"]
+PACKAGINGS: tuple[Packaging, ...] = ("zip", "image")
+FUNCTION_KINDS = ("api", "batch", "promote", "webhook")
 
 # Values CloudWatch Logs accepts for a log group's retention.
 LOG_RETENTION_DAYS = (
@@ -135,6 +138,18 @@ DEFAULTS: dict[str, Any] = {
     # Per function: memory, timeout, reserved concurrency (null = the account's unreserved
     # pool; for batch, null falls back to batch_reserved_concurrency), SnapStart (on
     # published versions, behind the `live` alias) and /tmp size (<= 512 MB with SnapStart).
+    # How the API, batch and redeploy functions ship: "zip" (code + layers) or "image" (one
+    # container image, 10 GB limit, for models whose libraries exceed the zip budget, e.g.
+    # LightGBM/XGBoost/CatBoost; docs/image.md). The webhook always stays zip.
+    "packaging": "zip",
+    # image only: the model's own requirements (pinned "pkg==version" strings, or the path of
+    # a requirements.txt such as the one MLflow logged beside MLmodel), filtered through the
+    # allow-list in infra/image.py; "" = the serving set only.
+    "image_extra_requirements": "",
+    # image only: base image ("" = the official Lambda Python base for python_runtime and
+    # architecture) and an already-built image URI to deploy instead of building one ("").
+    "image_base": "",
+    "image_uri": "",
     "functions": {
         "api": {
             "memory_mb": 2048,
@@ -304,6 +319,10 @@ class ServingConfig:
     fanout_threshold_bytes: int = 256 * 1024 * 1024
     fanout_range_bytes: int = 64 * 1024 * 1024
     fanout_max_concurrency: int = 10
+    packaging: Packaging = "zip"
+    image_extra_requirements: tuple[str, ...] | str = ()
+    image_base: str | None = None
+    image_uri: str | None = None
 
     @property
     def python_version(self) -> str:
@@ -433,6 +452,10 @@ class ServingConfig:
             fanout_range_bytes=_int("fanout_range_bytes", value("fanout_range_bytes"), 8 * 1024**2, 5 * 1024**3),
             # Distributed Map runs at most 10,000 child workflows at once.
             fanout_max_concurrency=_int("fanout_max_concurrency", value("fanout_max_concurrency"), 1, 10_000),
+            packaging=_choice("packaging", value("packaging"), PACKAGINGS),
+            image_extra_requirements=_image_extra_requirements(value("image_extra_requirements")),
+            image_base=_optional_image_reference("image_base", value("image_base")),
+            image_uri=_optional_image_reference("image_uri", value("image_uri")),
         )
 
     @classmethod
@@ -960,3 +983,35 @@ def _waf(raw: Any, environment: str) -> bool:
         return _bool("waf", raw)
     except ConfigError:
         raise ConfigError(f"context 'waf' must be auto (on in prod), true or false, got {raw!r}") from None
+
+
+_IMAGE_REFERENCE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]{0,254}$")
+
+
+def _optional_image_reference(key: str, raw: Any) -> str | None:
+    reference = _optional_str(key, raw)
+    if reference is not None and not _IMAGE_REFERENCE.match(reference):
+        raise ConfigError(f"context {key!r} must be a container image reference (or empty), got {raw!r}")
+    return reference
+
+
+def _image_extra_requirements(raw: Any) -> tuple[str, ...] | str:
+    """A list of requirement strings (or one comma-separated string), or the path of a
+    requirements file (a string ending in .txt). Content is checked in infra/image.py."""
+    key = "image_extra_requirements"
+    if raw in ("", None, []):
+        return ()
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text.startswith("["):
+            try:
+                raw = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ConfigError(f"context {key!r} is not valid JSON: {error}") from None
+        elif text.endswith(".txt"):
+            return text
+        else:
+            raw = [part for part in text.split(",") if part.strip()]
+    if not isinstance(raw, list | tuple) or not all(isinstance(item, str) for item in raw):
+        raise ConfigError(f"context {key!r} must be a list of requirements or a requirements.txt path, got {raw!r}")
+    return tuple(item.strip() for item in raw)

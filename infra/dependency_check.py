@@ -34,6 +34,10 @@ HANDLER_MODULES = {
     "stream": "lambda_batch.stream",
     "scheduled": "lambda_batch.scheduled",
 }
+# Boosted-model libraries (mlserve.boosted imports them lazily, per flavor): too big for the
+# zip budget, so they ship only in the container image (packaging=image, infra/image.py);
+# a zip function that meets such a model refuses it at load with the reason.
+IMAGE_ONLY = frozenset({"lightgbm", "xgboost", "catboost"})
 # Shipped by the Lambda Python runtime (the SDK and the SnapStart hook module).
 RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "snapshot_restore_py"})
 
@@ -118,7 +122,7 @@ def reachable_imports(handler_module: str) -> dict[str, str]:
             top = imported.partition(".")[0]
             if top in OWN_ROOTS:
                 stack.append(imported)
-            elif top and top not in sys.stdlib_module_names and top not in RUNTIME_PROVIDED:
+            elif top and top not in sys.stdlib_module_names and top not in RUNTIME_PROVIDED | IMAGE_ONLY:
                 third_party.setdefault(top, module)
     return third_party
 

@@ -27,6 +27,7 @@ from infra.config import (
     FunctionStartup,
     ServingConfig,
 )
+from infra.image import image_code, uses_image
 from infra.nag import acknowledge
 
 LAMBDA_CACHE_DIR = "/tmp/mlserve"  # the only writable path in Lambda
@@ -170,15 +171,17 @@ class FunctionFactory:
                 resources=[log_group.log_group_arn],
             )
         )
+        # packaging=image: API, batch and redeploy run from the one container image (infra/image.py).
+        image = image_code(scope, config, handler) if uses_image(config, handler) else None
         function = lambda_.Function(
             scope,
             construct_id,
             description=description,
-            code=self.code(package),
-            handler=handler,
-            runtime=lambda_runtime(config.python_runtime),
+            code=image or self.code(package),
+            handler=lambda_.Handler.FROM_IMAGE if image else handler,
+            runtime=lambda_.Runtime.FROM_IMAGE if image else lambda_runtime(config.python_runtime),
             architecture=lambda_architecture(config.architecture),
-            layers=(self.kind_layers.get(kind) if kind else None) or self.layers or None,
+            layers=None if image else ((self.kind_layers.get(kind) if kind else None) or self.layers or None),
             memory_size=settings.memory_mb,
             timeout=Duration.seconds(settings.timeout_seconds),
             role=role,
@@ -188,7 +191,8 @@ class FunctionFactory:
             environment={**self.base_environment(service), **(extra_environment or {})},
             reserved_concurrent_executions=self._reserved_concurrency(startup, asynchronous),
             ephemeral_storage_size=Size.mebibytes(startup.ephemeral_storage_mb),
-            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if startup.snap_start else None,
+            # Lambda has no SnapStart for container images: they load the model lazily.
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if startup.snap_start and image is None else None,
         )
         alias = None
         if kind in SNAP_START_KINDS:

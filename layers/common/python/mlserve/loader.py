@@ -7,6 +7,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+from mlserve.boosted import NATIVE_FORMATS, load_native
 from mlserve.checksums import verify_checksums
 from mlserve.errors import ModelLoadError, PickleNotAllowedError
 from mlserve.mlmodel import ModelSpec, read_model_spec
@@ -76,6 +77,8 @@ def load_estimator(
     _warn_on_version_skew(spec)
     if spec.serialization_format == "skops":
         estimator = _load_skops(path)
+    elif spec.serialization_format in NATIVE_FORMATS:
+        estimator = load_native(path, spec.serialization_format, spec.raw.get("flavors") or {})
     else:
         estimator = _load_pickle(path, spec.serialization_format)
     if not hasattr(estimator, "predict"):

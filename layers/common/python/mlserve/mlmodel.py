@@ -9,11 +9,12 @@ from typing import Any
 
 import yaml
 
+from mlserve.boosted import NATIVE_FORMATS, native_flavor_as_sklearn
 from mlserve.errors import ModelLoadError
 from mlserve.safe_paths import UnsafePathError, check_relative_path, contained_path
 
 SUPPORTED_COLUMN_TYPES = frozenset({"double", "float", "long", "integer", "boolean", "string", "datetime"})
-SERIALIZATION_FORMATS = frozenset({"skops", "cloudpickle", "pickle"})
+SERIALIZATION_FORMATS = frozenset({"skops", "cloudpickle", "pickle"}) | NATIVE_FORMATS
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ def parse_mlmodel(text: str) -> ModelSpec:
         raise ModelLoadError("MLmodel is not a mapping")
     flavors = raw.get("flavors") or {}
     sklearn = flavors.get("sklearn")
+    if not isinstance(sklearn, dict):  # lightgbm/xgboost/catboost flavors (mlserve.boosted)
+        sklearn = native_flavor_as_sklearn(flavors)
     if not isinstance(sklearn, dict):
         found = ", ".join(sorted(flavors)) or "none"
         raise ModelLoadError(f"model has no 'sklearn' flavor (flavors: {found})")

@@ -24,4 +24,18 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "numpy.dtype",
     "numpy.float64",
     "numpy.int64",
+    # Gradient-boosted regressors inside scikit-learn ensembles (VotingRegressor,
+    # StackingRegressor, Pipeline). skops restores each through its __setstate__, which reads
+    # the library's own native model (LightGBM text model, XGBoost UBJSON, CatBoost cbm
+    # bytes), not pickle; the packages ship in the image packaging only (docs/image.md).
+    "lightgbm.sklearn.LGBMRegressor",
+    "lightgbm.basic.Booster",
+    "xgboost.sklearn.XGBRegressor",
+    "xgboost.core.Booster",
+    "catboost.core.CatBoostRegressor",
+    # Plain containers inside those estimators' state (XGBoost's evals, VotingRegressor.named_estimators_).
+    "collections.OrderedDict",
+    "sklearn.utils._bunch.Bunch",
+    # mlserve's own feature steps (mlserve/features.py), reviewed in this repository.
+    "mlserve.features.DateParts",
 )
