@@ -24,7 +24,6 @@ BUNDLE_DEPS_MODES: tuple[BundleDeps, ...] = ("layer", "function")
 FUNCTION_KINDS = ("api", "batch", "promote", "webhook", "stream", "scheduled")
 Packaging = Literal["zip", "image"]
 PACKAGINGS: tuple[Packaging, ...] = ("zip", "image")
-FUNCTION_KINDS = ("api", "batch", "promote", "webhook")
 
 # Values CloudWatch Logs accepts for a log group's retention.
 LOG_RETENTION_DAYS = (
