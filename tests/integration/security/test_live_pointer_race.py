@@ -22,7 +22,7 @@ NAME = "demo-classifier"
 def racing(base: type) -> type:
     """A store where another writer switches live.json right before our conditional write."""
 
-    class Racing(base):  # type: ignore[misc]
+    class Racing(base):
         races = 0
 
         def write_if(self, key: str, data: bytes, content_type: str | None = None, **conditions: Any) -> str:
