@@ -52,6 +52,10 @@ PORT=${GATEWAY_PORT:-$("$E2E_DIR/venv/bin/python" -c 'import socket; s = socket.
 LOG="$E2E_DIR/ministack-$PORT.log"
 WORK="$E2E_DIR/state-$PORT"
 mkdir -p "$WORK"
+# MiniStack runs every function as a process on this host, so they share the host's /tmp:
+# clear the functions' model cache (MLSERVE_CACHE_DIR=/tmp/mlserve) so no directory from an
+# earlier run (possibly written by older code) is taken for this run's download.
+rm -rf /tmp/mlserve
 echo "mlserve e2e: MiniStack $MINISTACK_VERSION on 127.0.0.1:$PORT (functions run on python$FN_PYTHON/$ARCH), log $LOG"
 # A clean environment for MiniStack: every function it spawns inherits it.
 (

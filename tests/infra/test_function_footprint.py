@@ -17,9 +17,10 @@ from tests.infra.conftest import Synth, synth
 MIB = 1024 * 1024
 LIMIT_BYTES = 250 * MIB  # Lambda's "250 MB" is 250 MiB
 # Issue 12's target is 200 MiB (50 MiB left for a user's model). Measured today (arm64,
-# python3.14): the API 218.4 MiB, batch/redeploy ~216 MiB — this budget keeps that from
-# growing while the gap is closed (docs/performance.md, "SnapStart and footprint").
-BUDGET_BYTES = 220 * MIB
+# python3.14): the API 220.4 MiB (218.4 + the 2 MiB of Swagger UI served from the package,
+# issue 11), batch/redeploy ~216 MiB — this budget keeps that from growing while the gap is
+# closed (docs/performance.md, "SnapStart and footprint").
+BUDGET_BYTES = 221 * MIB
 WEBHOOK_TARGET_BYTES = 15 * MIB
 NEVER_IMPORTED = ("wcwidth", "prettytable", "tzdata", "opentelemetry/sdk", "boto3", "botocore", "uvicorn")
 

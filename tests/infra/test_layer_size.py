@@ -50,6 +50,7 @@ def test_each_function_with_its_layers_fits_lambdas_unzipped_limit(bundled: Synt
         bundled.logical_id(stack.batch.function),
         bundled.logical_id(stack.promotion.redeploy_function),
         bundled.logical_id(stack.promotion.webhook_function),
+        *([bundled.logical_id(stack.drift.function)] if stack.drift is not None else []),
     }
     for logical_id, function in python_functions.items():
         parts = {"code": directory_size(asset_dir(bundled, outdir, logical_id))}

@@ -46,9 +46,13 @@ def test_waf_with_a_rate_rule_is_on_in_prod(prod_synth: Synth) -> None:
     assert "/stages/<OnlineApiRestApiDeploymentStagev1" in render(association["Properties"]["ResourceArn"])
 
 
+# prod must name its upload origins (issue 11, batch edge); these tests are about other keys.
+PROD = {"environment": "prod", "upload_cors_origins": ["https://ml.example.com"]}
+
+
 def test_waf_switch_and_rate() -> None:
     assert ServingConfig.from_mapping({"waf": True, "waf_rate_limit": 300}).waf_enabled
-    assert not ServingConfig.from_mapping({"environment": "prod", "waf": False}).waf_enabled
+    assert not ServingConfig.from_mapping({**PROD, "waf": False}).waf_enabled
     with pytest.raises(ConfigError, match="'waf'"):
         ServingConfig.from_mapping({"waf": "sometimes"})
     with pytest.raises(ConfigError, match="'waf_rate_limit'"):
@@ -57,9 +61,9 @@ def test_waf_switch_and_rate() -> None:
 
 def test_http_registry_is_refused_in_prod_unless_allowed() -> None:
     with pytest.raises(ConfigError, match="allow_insecure_registry"):
-        ServingConfig.from_mapping({"environment": "prod", "mlflow_tracking_uri": "http://mlflow:5000"})
+        ServingConfig.from_mapping({**PROD, "mlflow_tracking_uri": "http://mlflow:5000"})
     allowed = ServingConfig.from_mapping(
-        {"environment": "prod", "mlflow_tracking_uri": "http://mlflow:5000", "allow_insecure_registry": True}
+        {**PROD, "mlflow_tracking_uri": "http://mlflow:5000", "allow_insecure_registry": True}
     )
     assert allowed.mlflow_tracking_uri == "http://mlflow:5000"
     assert ServingConfig.from_mapping({"mlflow_tracking_uri": "http://mlflow:5000"}).mlflow_tracking_uri  # dev: ok
