@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -262,7 +262,8 @@ class BatchFanout(Construct):
                 "by the state machine, which writes the file's failed report naming the range.",
             )
         machine_name = '{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"' + logical_id_ref(state_machine) + '"}]}]}'
-        execution = f"arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{machine_name}"
+        partition, region, account = _nag_arn_env(Stack.of(self))
+        execution = f"arn:{partition}:states:{region}:{account}:execution:{machine_name}"
         for resource in (f"{execution}:*", f"{execution}/*:*"):
             acknowledge(
                 state_machine,
@@ -271,3 +272,16 @@ class BatchFanout(Construct):
                 "CDK's Distributed Map policy: the map starts, describes and stops child executions of this "
                 "state machine only, whose names Step Functions picks at run time.",
             )
+
+
+def _nag_arn_env(stack: Stack) -> tuple[str, str, str]:
+    """Partition, region and account as cdk-nag prints them in a finding's resource: literal
+    values in a stack with a concrete environment (pipeline stages), pseudo-parameter
+    references in an environment-agnostic one."""
+    parts = (
+        ("<AWS::Partition>", stack.partition),
+        ("<AWS::Region>", stack.region),
+        ("<AWS::AccountId>", stack.account),
+    )
+    partition, region, account = (pseudo if Token.is_unresolved(value) else value for pseudo, value in parts)
+    return partition, region, account
