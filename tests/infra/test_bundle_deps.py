@@ -41,7 +41,8 @@ def python_functions(result: Synth) -> dict[str, dict[str, Any]]:
 def test_no_layers_in_the_template(function_synth: Synth) -> None:
     assert function_synth.of_type("AWS::Lambda::LayerVersion") == {}
     functions = python_functions(function_synth)
-    assert len(functions) == 5  # api, batch, redeploy, webhook, drift job
+    # api, batch, redeploy, webhook, drift job, and the fan-out's plan, range, merge and fail steps
+    assert len(functions) == 9
     for properties in functions.values():
         assert "Layers" not in properties
     stack = function_synth.stack
