@@ -90,9 +90,11 @@ export MLSERVE_E2E_ENDPOINT="$ENDPOINT"
 # SnapStart on published versions (MiniStack publishes Pending -> Active and runs the hooks).
 # The optional features the suite also exercises: the Kinesis stream (a long consumer
 # timeout: a cold start on MiniStack can take over a minute, and a timed-out batch is
-# retried forever) and a schedule that fires every minute (tests/e2e/test_streaming.py).
+# retried forever), a schedule that fires every minute (tests/e2e/test_streaming.py) and a
+# fan-out threshold small enough that a test-sized file goes through the Distributed Map
+# (tests/e2e/test_fanout.py).
 E2E_FEATURES=$(cat <<'FEATURES'
--c stream=true -c stream_batching_window_seconds=0 -c functions='{"stream":{"timeout_seconds":300}}' -c schedules='[{"name":"e2e","cron":"* * * * ? *","input_prefix":"scheduled/e2e/"}]'
+-c stream=true -c stream_batching_window_seconds=0 -c functions='{"stream":{"timeout_seconds":300}}' -c schedules='[{"name":"e2e","cron":"* * * * ? *","input_prefix":"scheduled/e2e/"}]' -c fanout_threshold_bytes=1048576 -c fanout_range_bytes=8388608
 FEATURES
 )
 export MLSERVE_E2E_CDK_CONTEXT="${MLSERVE_E2E_CDK_CONTEXT:--c architecture=$ARCH -c layer_python_version=$FN_PYTHON -c refresh_seconds=2 $E2E_FEATURES}"
