@@ -51,6 +51,10 @@ def test_each_function_with_its_layers_fits_lambdas_unzipped_limit(bundled: Synt
         bundled.logical_id(stack.promotion.redeploy_function),
         bundled.logical_id(stack.promotion.webhook_function),
         *([bundled.logical_id(stack.drift.function)] if stack.drift is not None else []),
+        *(
+            bundled.logical_id(step.function)
+            for step in (stack.fanout.plan, stack.fanout.range, stack.fanout.merge, stack.fanout.fail)
+        ),
     }
     for logical_id, function in python_functions.items():
         parts = {"code": directory_size(asset_dir(bundled, outdir, logical_id))}
