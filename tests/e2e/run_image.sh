@@ -32,6 +32,11 @@ if [[ ! -f $CONTAINERS_CONF ]]; then
   echo "mlserve e2e image: skipped: $CONTAINERS_CONF is missing (make image writes it)"
   exit 0
 fi
+if [[ $(id -u) != 0 ]]; then
+  # Rootless podman puts containers behind slirp4netns, where the bridge gateway below does not reach the host.
+  echo "mlserve e2e image: skipped: needs rootful podman (containers reach MiniStack on the bridge gateway)"
+  exit 0
+fi
 if ! podman image exists "$IMAGE"; then
   echo "mlserve e2e image: skipped: image $IMAGE is not built (run make image)"
   exit 0

@@ -138,7 +138,9 @@ def test_api_batch_and_redeploy_run_from_the_image(published: Deployed) -> None:
         for r in page["StackResourceSummaries"]
         if r["ResourceType"] == "AWS::Lambda::Function"
     }
-    configs = {logical: lambda_client.get_function_configuration(FunctionName=name) for logical, name in functions.items()}
+    configs = {
+        logical: lambda_client.get_function_configuration(FunctionName=name) for logical, name in functions.items()
+    }
     images = {logical: config for logical, config in configs.items() if config.get("PackageType") == "Image"}
     for kind in IMAGE_FUNCTIONS:
         assert any(kind in logical.lower() for logical in images), (kind, sorted(images))
