@@ -17,6 +17,7 @@ import shlex
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,7 @@ class SalesVersion:
     model: Any  # the same model loaded by MLflow: the reference predictions
 
 
-@pytest.fixture(scope="module")
-def sales_versions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[SalesVersion]]:
+def _train_sales_versions(data_dir: Path) -> list[SalesVersion]:
     """Two versions of the sales ensemble trained and registered with real MLflow (sqlite):
     different tree counts, so their predictions differ and the promotion is observable."""
     import mlflow
@@ -71,30 +71,39 @@ def sales_versions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Sa
     from examples.train import configure_mlflow
     from examples.train_sales import train_sales
 
+    configure_mlflow(data_dir)
+    versions = []
+    for n_estimators in (20, 8):
+        registered = train_sales(alias=None, n_estimators=n_estimators)
+        model_dir = Path(
+            mlflow.artifacts.download_artifacts(registered.model_uri, dst_path=str(data_dir / f"v{registered.version}"))
+        )
+        model = mlflow.sklearn.load_model(registered.model_uri)
+        versions.append(SalesVersion(registered.version, registered.run_id, model_dir, model))
+    return versions
+
+
+@pytest.fixture(scope="session")
+def sales_training(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Future[list[SalesVersion]]]:
+    """Training starts before the `deployed` fixture and runs beside it (cdklocal is a
+    subprocess): the phase's ~1 minute of training overlaps the deploy instead of following it.
+    Session scope, requested before `deployed`, so pytest sets it up first."""
     data_dir = tmp_path_factory.mktemp("sales-mlflow")
     previous = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{data_dir / 'mlflow.db'}"
     try:
-        configure_mlflow(data_dir)
-        versions = []
-        for n_estimators in (20, 8):
-            registered = train_sales(alias=None, n_estimators=n_estimators)
-            model_dir = Path(
-                mlflow.artifacts.download_artifacts(
-                    registered.model_uri, dst_path=str(tmp_path_factory.mktemp(f"sales-v{registered.version}"))
-                )
-            )
-            versions.append(
-                SalesVersion(
-                    registered.version, registered.run_id, model_dir, mlflow.sklearn.load_model(registered.model_uri)
-                )
-            )
-        yield versions
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sales-training") as pool:
+            yield pool.submit(_train_sales_versions, data_dir)
     finally:
         if previous is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
+@pytest.fixture(scope="module")
+def sales_versions(sales_training: Future[list[SalesVersion]]) -> list[SalesVersion]:
+    return sales_training.result()
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +119,9 @@ def instances(rows: Any) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def published(deployed: Deployed, sales_versions: list[SalesVersion]) -> Deployed:
+def published(
+    sales_training: Future[list[SalesVersion]], deployed: Deployed, sales_versions: list[SalesVersion]
+) -> Deployed:
     """Version 1 staged and made live in the deployed model bucket (as the redeploy would)."""
     from mlserve.store import open_store
 
