@@ -127,6 +127,9 @@ for i in $(seq 1 "$HEALTH_TIMEOUT"); do
 done
 
 export MLSERVE_E2E_ENDPOINT="$ENDPOINT"
+# No `cdklocal destroy` (the zip phase covers it): this MiniStack, its state and its
+# containers are thrown away at exit anyway, and destroy costs half a minute.
+export MLSERVE_E2E_KEEP=1
 # The webhook stays zip: its layer is built for MiniStack's interpreter, as in the zip phase.
 export MLSERVE_E2E_CDK_CONTEXT="-c architecture=$ARCH -c layer_python_version=$FN_PYTHON -c refresh_seconds=2 -c packaging=image -c image_uri=$IMAGE_URI -c model_name=sales-forecast"
 START=$(date +%s)
