@@ -104,4 +104,16 @@ set +e
 STATUS=$?
 set -e
 echo "mlserve e2e: suite finished in $(( $(date +%s) - START ))s with status $STATUS"
+# The image phase (docs/e2e.md): the stack again with -c packaging=image, on a second MiniStack
+# that runs the image functions through podman's Docker API (tests/e2e/run_image.sh; it skips
+# with one line without podman or `make image`). Not when iterating (pytest args, DEPLOY=0) or
+# with MLSERVE_E2E_IMAGE=0.
+if [[ $# -eq 0 && ${MLSERVE_E2E_DEPLOY:-1} != 0 && ${MLSERVE_E2E_IMAGE:-1} != 0 ]]; then
+  stop
+  set +e
+  tests/e2e/run_image.sh
+  IMAGE_STATUS=$?
+  set -e
+  if [[ $STATUS == 0 ]]; then STATUS=$IMAGE_STATUS; fi
+fi
 exit $STATUS
