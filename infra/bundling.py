@@ -25,6 +25,8 @@ import jsii
 from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
+from infra.layer_prune import PRUNE_RULES, load_rules, prune_tree
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEPS_REQUIREMENTS = REPO_ROOT / "layers" / "deps" / "requirements.txt"
 COMMON_LAYER_DIR = REPO_ROOT / "layers" / "common"
@@ -34,16 +36,10 @@ FUNCTION_SETS = DEPS_REQUIREMENTS.parent / "functions.json"
 LOCKS_DIR = DEPS_REQUIREMENTS.parent / "locks"
 DEFAULT_CACHE_ROOT = REPO_ROOT / ".cache" / "layers"
 
-# The Lambda runtime ships these; bundling our own copy only costs ~25 MB of the 250 MB.
-RUNTIME_PROVIDED_PACKAGES = ("boto3", "botocore", "s3transfer")
-PRUNED_DIR_NAMES = frozenset({"tests", "__pycache__"})
-# Bytecode (rebuilt for the runtime by compile_layer), stubs, and sources/headers of the
-# compiled extensions (Cython, C/C++, Fortran, templates): Python never imports them.
-PRUNED_SUFFIXES = (
-    ".pyi", ".pyc", ".pyx", ".pxd", ".pxi", ".c", ".cpp", ".h", ".hpp", ".tp", ".pyf", ".f", ".f90",
-)  # fmt: skip
+# What the layer build removes (and strips) lives in layers/deps/prune.toml, one reason per
+# rule; infra/layer_prune.py applies it.
 # Bump when the pruning rules change so stale cache entries are not reused.
-PRUNE_RULES_VERSION = "4"
+PRUNE_RULES_VERSION = "5"
 _CACHE_COMPLETE_MARKER = ".complete"
 
 # Local bundling always succeeds or raises, so this image is never pulled.
@@ -65,6 +61,9 @@ def deps_layer_hash(requirements: Path, architecture: str, python_version: str) 
     digest = hashlib.sha256()
     digest.update(requirements.read_bytes())
     digest.update(f"\0{architecture}\0{python_version}\0{PRUNE_RULES_VERSION}".encode())
+    digest.update(PRUNE_RULES.read_bytes())
+    if shutil.which(load_rules().strip_command[0] if load_rules().strip_command else "") is None:
+        digest.update(b"\0unstripped")  # a machine without the strip tool builds other bytes
     if bytecode_interpreter(python_version) is not None:
         digest.update(b"\0bytecode")
     return digest.hexdigest()
@@ -161,51 +160,12 @@ def pip_install_command(
     ]
 
 
-# Parts of needed distributions that no function imports (module-level import trace of the
-# handlers: Powertools is used for Logger/Metrics/Tracer only, scikit-learn's bundled toy
-# datasets serve its dataset loaders only): ~4.5 MB of the API's layer.
-PRUNED_SUBPATHS = (
-    "aws_lambda_powertools/event_handler",  # its own REST/GraphQL router, Swagger UI assets
-    "sklearn/datasets/data",
-    "sklearn/datasets/images",
-    "sklearn/datasets/descr",
-)
-# aws_lambda_powertools/utilities: only these are imported (Logger's correlation ids).
-KEPT_POWERTOOLS_UTILITIES = frozenset({"__init__.py", "jmespath_utils", "typing"})
-
-
-def _prune_unused_subpaths(site_dir: Path) -> None:
-    for relative in PRUNED_SUBPATHS:
-        shutil.rmtree(site_dir / relative, ignore_errors=True)
-    utilities = site_dir / "aws_lambda_powertools" / "utilities"
-    if utilities.is_dir():
-        for child in utilities.iterdir():
-            if child.name not in KEPT_POWERTOOLS_UTILITIES:
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
-
-
 def prune_layer(site_dir: Path) -> None:
-    """Drop what Lambda never imports: test suites, bytecode, stubs, runtime-provided SDK."""
-    for name in RUNTIME_PROVIDED_PACKAGES:
-        shutil.rmtree(site_dir / name, ignore_errors=True)
-        for dist_info in site_dir.glob(f"{name}-*.dist-info"):
-            shutil.rmtree(dist_info, ignore_errors=True)
-    _prune_unused_subpaths(site_dir)
-    # Walk bottom-up so removing a directory never disturbs the walk.
-    for dirpath, dirnames, filenames in os.walk(site_dir, topdown=False):
-        current = Path(dirpath)
-        for filename in filenames:
-            if filename.endswith(PRUNED_SUFFIXES):
-                (current / filename).unlink()
-        for dirname in dirnames:
-            if dirname in PRUNED_DIR_NAMES:
-                shutil.rmtree(current / dirname, ignore_errors=True)
-
-
-# Not done: stripping the shared libraries. llvm-strip (the one strip here that handles
-# aarch64) saves ~13 MB but rewrites the ELF layout of wheels patched by auditwheel:
-# numpy then fails to load ("ELF load command address/offset not page-aligned", seen in
-# the e2e run). Kept out until it can be verified on the target architecture.
+    """Apply layers/deps/prune.toml: drop what Lambda never imports (tests, stubs, sources,
+    the runtime-provided SDK, unused subpackages) and strip the libraries where that provably
+    leaves them loadable."""
+    report = prune_tree(site_dir, load_rules())
+    print(report.line(), file=sys.stderr)
 
 
 def directory_size(path: Path) -> int:
