@@ -84,6 +84,7 @@ class BatchScoring(Construct):
             handler=BATCH_HANDLER,
             service="mlserve-batch",
             settings=config.batch_function,
+            kind="batch",
             description="mlserve batch scoring: incoming/*.csv[.gz] -> results/",
             extra_environment={
                 "MLSERVE_RESULTS_PREFIX": results_prefix,

@@ -13,8 +13,6 @@ event to its own log group and is traced with X-Ray.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from aws_cdk import Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -70,11 +68,11 @@ class BatchFanout(Construct):
             "MLSERVE_FANOUT_RANGE_BYTES": str(config.fanout_range_bytes),
         }
 
-        # The batch function's memory and timeout, but not its startup settings (a copy, so the
-        # factory does not take it for `functions.batch`): the batch function's reserved
-        # concurrency would cap every step below fanout_max_concurrency, and the state machine
-        # invokes the steps unqualified, so SnapStart would not apply.
-        step_settings = replace(config.batch_function)
+        # The batch function's memory and timeout, but not its startup settings (no `kind`):
+        # the batch function's reserved concurrency would cap every step below
+        # fanout_max_concurrency, and the state machine invokes the steps unqualified, so
+        # SnapStart would not apply.
+        step_settings = config.batch_function
 
         def step(construct_id: str, handler: str, description: str) -> ServingFunction:
             return functions.create(

@@ -57,6 +57,7 @@ class OnlineApi(Construct):
             handler=API_HANDLER,
             service="mlserve-api",
             settings=config.api_function,
+            kind="api",
             description="mlserve online predictions (FastAPI via Mangum)",
             extra_environment=page_environment,
         )

@@ -119,6 +119,7 @@ class Promotion(Construct):
             handler=REDEPLOY_HANDLER,
             service=PROMOTION_SERVICE,
             settings=config.promote_function,
+            kind="promote",
             description=f"mlserve redeploy: stage, verify and switch the live {config.model_name} model",
             extra_environment=redeploy_env,
             asynchronous=AsyncInvocation(
@@ -206,6 +207,7 @@ class Promotion(Construct):
             handler=WEBHOOK_HANDLER,
             service=PROMOTION_SERVICE,
             settings=config.webhook_function,
+            kind="webhook",
             description="mlserve MLflow webhook receiver: verify, put ModelPromoted on the bus",
             extra_environment={
                 **registry_env,

@@ -50,6 +50,7 @@ class ScheduledScoring(Construct):
             handler=SCHEDULED_HANDLER,
             service="mlserve-scheduled",
             settings=config.scheduled_function,
+            kind="scheduled",
             description="mlserve scheduled batch: CSVs without results for the live version -> results/",
             extra_environment={
                 "MLSERVE_BATCH_BUCKET": batch.bucket.bucket_name,

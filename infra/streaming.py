@@ -94,6 +94,7 @@ class StreamScoring(Construct):
             handler=STREAM_HANDLER,
             service="mlserve-stream",
             settings=config.stream_function,
+            kind="stream",
             description=f"mlserve stream scoring: Kinesis records -> {settings.output} predictions",
             extra_environment={
                 "MLSERVE_STREAM_OUTPUT": settings.output,
