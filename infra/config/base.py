@@ -17,9 +17,9 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError, ValidationInfo, f
 
 CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
 
-# Settings are built from a dict of context keys (aliases); constructing one by field name
-# (tests, FunctionSettings(memory_mb=..., ...)) works too.
-MODEL_CONFIG = ConfigDict(validate_by_name=True, validate_by_alias=True, arbitrary_types_allowed=True)
+# Settings are validated from a dict of context keys: a field whose attribute name differs
+# from its key names the key as its validation_alias.
+MODEL_CONFIG = ConfigDict(extra="ignore")
 
 
 class ConfigError(ValueError):
