@@ -8,6 +8,8 @@ construct only adds the batch bucket, the grants and the S3 notifications.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
@@ -15,7 +17,7 @@ from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.config import ServingConfig
+from infra.config import FunctionSettings, ServingConfig
 from infra.functions import AsyncInvocation, FunctionFactory, ServingFunction
 from infra.model_store import ModelStore, hardened_bucket
 from infra.nag import acknowledge, logical_id_ref
@@ -28,6 +30,43 @@ SUFFIXES = (".csv", ".csv.gz")
 MAX_EVENT_AGE = Duration.hours(6)
 
 
+@dataclass(frozen=True)
+class BatchScoringProps:
+    """What batch scoring uses of the configuration (context batch_*, upload_cors_origins)."""
+
+    model_name: str
+    is_prod: bool
+    function: FunctionSettings
+    probabilities: bool
+    max_bytes: int
+    max_record_bytes: int
+    max_columns: int
+    max_decompression_ratio: float
+    escape_formulas: bool
+    retry_attempts: int
+    reserved_concurrency: int | None
+    retention_days: int
+    upload_cors_origins: tuple[str, ...]
+
+    @classmethod
+    def from_config(cls, config: ServingConfig) -> BatchScoringProps:
+        return cls(
+            model_name=config.model_name,
+            is_prod=config.is_prod,
+            function=config.batch_function,
+            probabilities=config.batch_probabilities,
+            max_bytes=config.batch_max_bytes,
+            max_record_bytes=config.batch_max_record_bytes,
+            max_columns=config.batch_max_columns,
+            max_decompression_ratio=config.batch_max_decompression_ratio,
+            escape_formulas=config.batch_escape_formulas,
+            retry_attempts=config.batch_retry_attempts,
+            reserved_concurrency=config.batch_reserved_concurrency,
+            retention_days=config.batch_retention_days,
+            upload_cors_origins=config.upload_cors_origins,
+        )
+
+
 class BatchScoring(Construct):
     """Batch bucket + S3-triggered scoring function + DLQ + least-privilege role."""
 
@@ -36,7 +75,7 @@ class BatchScoring(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        config: ServingConfig,
+        props: BatchScoringProps,
         functions: FunctionFactory,
         model_store: ModelStore,
         results_prefix: str = RESULTS_PREFIX,
@@ -45,7 +84,7 @@ class BatchScoring(Construct):
         if not results_prefix.endswith("/") or results_prefix.startswith(INCOMING_PREFIX):
             # Results under incoming/ would re-trigger the function forever.
             raise ValueError(f"results_prefix must end with '/' and not be under {INCOMING_PREFIX}: {results_prefix!r}")
-        self.config = config
+        self.props = props
         self.results_prefix = results_prefix
 
         # Same hardening as the model bucket (infra/model_store.py), plus lifecycle rules
@@ -54,10 +93,10 @@ class BatchScoring(Construct):
         self.bucket = hardened_bucket(
             self,
             "Bucket",
-            config=config,
+            is_prod=props.is_prod,
             server_access_logs_bucket=model_store.access_log_bucket,
             server_access_logs_prefix="batch-bucket/",
-            lifecycle_rules=self._lifecycle_rules(config.batch_retention_days, results_prefix),
+            lifecycle_rules=self._lifecycle_rules(props.retention_days, results_prefix),
             # The web page posts files straight to S3 (presigned POST); results are downloaded
             # by navigating to a presigned GET, which needs no CORS - so POST only. CORS only
             # lets a browser on an allowed origin read S3's answer; the authorization is the
@@ -69,7 +108,7 @@ class BatchScoring(Construct):
                 s3.CorsRule(
                     id="web-page-uploads",
                     allowed_methods=[s3.HttpMethods.POST],
-                    allowed_origins=list(config.upload_cors_origins),
+                    allowed_origins=list(props.upload_cors_origins),
                     allowed_headers=["*"],
                     exposed_headers=["ETag"],
                     max_age=3000,
@@ -83,21 +122,21 @@ class BatchScoring(Construct):
             package="lambda_batch",
             handler=BATCH_HANDLER,
             service="mlserve-batch",
-            settings=config.batch_function,
+            settings=props.function,
+            kind="batch",
             description="mlserve batch scoring: incoming/*.csv[.gz] -> results/",
             extra_environment={
-                "MLSERVE_RESULTS_PREFIX": results_prefix,
-                "MLSERVE_BATCH_PROBABILITIES": "true" if config.batch_probabilities else "false",
-                "MLSERVE_BATCH_MAX_BYTES": str(config.batch_max_bytes),
-                "MLSERVE_BATCH_MAX_RECORD_BYTES": str(config.batch_max_record_bytes),
-                "MLSERVE_BATCH_MAX_COLUMNS": str(config.batch_max_columns),
-                "MLSERVE_BATCH_MAX_DECOMPRESSION_RATIO": f"{config.batch_max_decompression_ratio:g}",
-                "MLSERVE_BATCH_ESCAPE_FORMULAS": "true" if config.batch_escape_formulas else "false",
+                **self.scoring_environment,
+                "MLSERVE_BATCH_MAX_BYTES": str(props.max_bytes),
+                "MLSERVE_BATCH_MAX_RECORD_BYTES": str(props.max_record_bytes),
+                "MLSERVE_BATCH_MAX_COLUMNS": str(props.max_columns),
+                "MLSERVE_BATCH_MAX_DECOMPRESSION_RATIO": f"{props.max_decompression_ratio:g}",
+                "MLSERVE_BATCH_ESCAPE_FORMULAS": "true" if props.escape_formulas else "false",
             },
             asynchronous=AsyncInvocation(
-                retry_attempts=config.batch_retry_attempts,
+                retry_attempts=props.retry_attempts,
                 max_event_age=MAX_EVENT_AGE,
-                reserved_concurrency=config.batch_reserved_concurrency,
+                reserved_concurrency=props.reserved_concurrency,
             ),
         )
         self.function = self.serving.function
@@ -148,6 +187,16 @@ class BatchScoring(Construct):
 
         self._acknowledge_findings(model_store)
 
+    @property
+    def scoring_environment(self) -> dict[str, str]:
+        """The environment every function that scores into this bucket's results shares
+        (the S3-triggered one, the fan-out steps, scheduled runs): where results go and
+        whether they carry class probabilities."""
+        return {
+            "MLSERVE_RESULTS_PREFIX": self.results_prefix,
+            "MLSERVE_BATCH_PROBABILITIES": "true" if self.props.probabilities else "false",
+        }
+
     @staticmethod
     def _lifecycle_rules(retention_days: int, results_prefix: str) -> list[s3.LifecycleRule]:
         rules = [
@@ -165,7 +214,7 @@ class BatchScoring(Construct):
         model_bucket = logical_id_ref(model_store.bucket)
         batch_bucket = logical_id_ref(self.bucket)
         reasons = {
-            f"Resource::<{model_bucket}.Arn>/models/{self.config.model_name}/*": (
+            f"Resource::<{model_bucket}.Arn>/models/{self.props.model_name}/*": (
                 "Read-only s3:GetObject on this model's own prefix: versions are published at "
                 "run time (models/<name>/versions/<v>/), so their keys cannot be listed here."
             ),

@@ -26,6 +26,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.config import ConfigError
+from infra.config.base import cdk_default
 
 STACK_ID = "MlserveDeployRole"
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
@@ -35,15 +36,6 @@ STS_AUDIENCE = "sts.amazonaws.com"
 DEFAULT_QUALIFIER = "hnb659fds"
 QUALIFIER_KEY = "@aws-cdk/core:bootstrapQualifier"
 BOOTSTRAP_ROLES = ("deploy-role", "file-publishing-role", "image-publishing-role", "lookup-role")
-
-DEFAULTS: dict[str, Any] = {
-    "deploy_role": "",
-    "github_repository": "",
-    "github_branch": "main",
-    "github_environments": ["dev", "prod"],
-    "github_oidc_provider_arn": "",
-    "github_pull_request_diff": True,
-}
 
 _REPOSITORY = re.compile(r"^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$")
 _BRANCH = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
@@ -84,7 +76,7 @@ class DeployRoleConfig:
     ) -> DeployRoleConfig:
         def value(key: str) -> Any:
             found = get_context(key)
-            return DEFAULTS[key] if found is None else found
+            return cdk_default(key) if found is None else found
 
         repository = value("github_repository")
         if not isinstance(repository, str) or not _REPOSITORY.match(repository.strip()):

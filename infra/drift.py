@@ -15,6 +15,7 @@ alarm, and the API's part (capture settings, read access to the reports).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -37,14 +38,26 @@ DRIFT_HANDLER = "lambda_batch.drift.handler"
 BATCH_INPUT_PREFIX = "incoming/"
 
 
+@dataclass(frozen=True)
+class DriftMonitoringProps:
+    """What drift monitoring uses: the model it watches, prod or not, and its own settings."""
+
+    model_name: str
+    is_prod: bool
+    drift: DriftConfig
+
+    @classmethod
+    def from_config(cls, config: ServingConfig, drift: DriftConfig) -> DriftMonitoringProps:
+        return cls(model_name=config.model_name, is_prod=config.is_prod, drift=drift)
+
+
 class DriftMonitoring(Construct):
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        config: ServingConfig,
-        drift: DriftConfig,
+        props: DriftMonitoringProps,
         functions: FunctionFactory,
         model_store: ModelStore,
         api_function: lambda_.Function,
@@ -52,13 +65,15 @@ class DriftMonitoring(Construct):
         batch_bucket: s3.IBucket | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        model = config.model_name
+        self.props = props
+        drift = props.drift
+        model = props.model_name
         capture_prefix = f"capture/{model}/"
         reports_prefix = f"monitoring/{model}/drift/"
         self.bucket = hardened_bucket(
             self,
             "Bucket",
-            config=config,
+            is_prod=props.is_prod,
             server_access_logs_bucket=model_store.access_log_bucket,
             server_access_logs_prefix="monitoring-bucket/",
             lifecycle_rules=[

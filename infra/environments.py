@@ -2,7 +2,7 @@
 
 ``cdk.json`` holds one entry per environment: where it goes (``account``, ``region``) and the
 serving settings that differ there (``model_name``, ``auth``, ``alarm_email``,
-``log_retention_days``, any other key of ``infra.config.DEFAULTS``). ``-c deploy_env=dev``
+``log_retention_days``, any other key of ``infra.config.SERVING_KEYS``). ``-c deploy_env=dev``
 synthesizes the stack ``Mlserve-dev`` with that entry laid over the flat context; without
 ``deploy_env`` the app builds today's single ``Mlserve`` stack from the flat context alone.
 Distinct stack names let one account hold dev and prod side by side.

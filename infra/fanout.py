@@ -13,7 +13,7 @@ event to its own log group and is traced with X-Ray.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass
 
 from aws_cdk import Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_iam as iam
@@ -46,6 +46,29 @@ class ManifestReader(sfn.S3JsonItemReader):
         return [iam.PolicyStatement(actions=["s3:GetObject"], resources=[self._readable])]
 
 
+@dataclass(frozen=True)
+class BatchFanoutProps:
+    """What the fan-out uses of the configuration (context fanout_*)."""
+
+    model_name: str
+    is_prod: bool
+    log_retention_days: int
+    threshold_bytes: int
+    range_bytes: int
+    max_concurrency: int
+
+    @classmethod
+    def from_config(cls, config: ServingConfig) -> BatchFanoutProps:
+        return cls(
+            model_name=config.model_name,
+            is_prod=config.is_prod,
+            log_retention_days=config.log_retention_days,
+            threshold_bytes=config.fanout_threshold_bytes,
+            range_bytes=config.fanout_range_bytes,
+            max_concurrency=config.fanout_max_concurrency,
+        )
+
+
 class BatchFanout(Construct):
     """The fan-out state machine, its three step functions and their least-privilege roles."""
 
@@ -54,27 +77,23 @@ class BatchFanout(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        config: ServingConfig,
+        props: BatchFanoutProps,
         functions: FunctionFactory,
         model_store: ModelStore,
         batch: BatchScoring,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.config = config
+        self.props = props
         bucket = batch.bucket
         results = batch.results_prefix
         self.scratch_prefix = f"{results}{FANOUT_DIR}"
-        environment = {
-            "MLSERVE_RESULTS_PREFIX": results,
-            "MLSERVE_BATCH_PROBABILITIES": "true" if config.batch_probabilities else "false",
-            "MLSERVE_FANOUT_RANGE_BYTES": str(config.fanout_range_bytes),
-        }
+        environment = {**batch.scoring_environment, "MLSERVE_FANOUT_RANGE_BYTES": str(props.range_bytes)}
 
-        # The batch function's memory and timeout, but not its startup settings (a copy, so the
-        # factory does not take it for `functions.batch`): the batch function's reserved
-        # concurrency would cap every step below fanout_max_concurrency, and the state machine
-        # invokes the steps unqualified, so SnapStart would not apply.
-        step_settings = replace(config.batch_function)
+        # The batch function's memory and timeout, but not its startup settings (no `kind`):
+        # the batch function's reserved concurrency would cap every step below
+        # fanout_max_concurrency, and the state machine invokes the steps unqualified, so
+        # SnapStart would not apply.
+        step_settings = batch.props.function
 
         def step(construct_id: str, handler: str, description: str) -> ServingFunction:
             return functions.create(
@@ -126,12 +145,12 @@ class BatchFanout(Construct):
 
         self.state_machine = self._state_machine(bucket)
         batch.function.add_environment("MLSERVE_FANOUT_STATE_MACHINE_ARN", self.state_machine.state_machine_arn)
-        batch.function.add_environment("MLSERVE_FANOUT_THRESHOLD_BYTES", str(config.fanout_threshold_bytes))
+        batch.function.add_environment("MLSERVE_FANOUT_THRESHOLD_BYTES", str(props.threshold_bytes))
         self.state_machine.grant_start_execution(batch.role)
         self._acknowledge_findings(model_store, batch)
 
     def _state_machine(self, bucket: s3.IBucket) -> sfn.StateMachine:
-        config = self.config
+        props = self.props
         plan = tasks.LambdaInvoke(
             self,
             "PlanRanges",
@@ -158,7 +177,7 @@ class BatchFanout(Construct):
                 "job_key.$": "$.plan.job_key",
                 "range.$": "$$.Map.Item.Value",
             },
-            max_concurrency=config.fanout_max_concurrency,
+            max_concurrency=props.max_concurrency,
             # A range can run up to the function's 15 minutes: standard (not express) children.
             map_execution_type=sfn.StateMachineType.STANDARD,
             tolerated_failure_percentage=0,
@@ -194,8 +213,8 @@ class BatchFanout(Construct):
         log_group = logs.LogGroup(
             self,
             "StateMachineLogs",
-            retention=log_retention(config.log_retention_days),
-            removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
+            retention=log_retention(props.log_retention_days),
+            removal_policy=RemovalPolicy.RETAIN if props.is_prod else RemovalPolicy.DESTROY,
         )
         return sfn.StateMachine(
             self,
@@ -217,7 +236,7 @@ class BatchFanout(Construct):
                 "Read-only (GetObject/GetObjectVersion) on incoming/: the input key and version "
                 "come from the execution at run time."
             ),
-            f"Resource::<{model_bucket}.Arn>/models/{self.config.model_name}/*": (
+            f"Resource::<{model_bucket}.Arn>/models/{self.props.model_name}/*": (
                 "Read-only on this model's own prefix: the pinned version's files are only known at run time."
             ),
             f"Resource::<{batch_bucket}.Arn>/{self.scratch_prefix}*": (

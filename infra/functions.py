@@ -20,7 +20,6 @@ from constructs import Construct
 
 from infra.bundling import function_code
 from infra.config import (
-    FUNCTION_KINDS,
     LOG_RETENTION_DAYS,
     SNAP_START_KINDS,
     FunctionSettings,
@@ -92,7 +91,7 @@ class FunctionFactory:
 
     serving = functions.create(self, "Function", package="lambda_batch",
                                handler="lambda_batch.handler.handler", service="mlserve-batch",
-                               settings=config.batch_function, description="...")
+                               settings=config.batch_function, kind="batch", description="...")
     model_store.grant_read_model(serving.function)   # plus what else it needs
     """
 
@@ -140,15 +139,16 @@ class FunctionFactory:
         service: str,
         settings: FunctionSettings,
         description: str,
+        kind: str | None = None,
         extra_environment: Mapping[str, str] | None = None,
         asynchronous: AsyncInvocation | None = None,
     ) -> ServingFunction:
         """A function (plus its role and log group) in ``scope``, whose code asset is the
         single top-level ``package`` directory of the repo. With ``asynchronous``, also its
         async invoke config (retries, max event age, on-failure SQS queue ``<id>DeadLetterQueue``)
-        and reserved concurrency."""
+        and reserved concurrency. ``kind`` names its ``functions.<kind>`` entry, whose startup
+        keys (SnapStart, reserved/provisioned concurrency, /tmp) and deps layer then apply."""
         config = self.config
-        kind = self.kind_of(settings)
         startup = config.startup.get(kind, FunctionStartup()) if kind else FunctionStartup()
         removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
         log_group = logs.LogGroup(
@@ -223,14 +223,6 @@ class FunctionFactory:
             alias=alias,
             startup=startup,
         )
-
-    def kind_of(self, settings: FunctionSettings) -> str | None:
-        """Which ``functions.<kind>`` of the config these settings are (by identity: each
-        construct passes ``config.<kind>_function``), so the startup keys follow them."""
-        for kind in FUNCTION_KINDS:
-            if getattr(self.config, f"{kind}_function", None) is settings:
-                return kind
-        return None
 
     @staticmethod
     def _reserved_concurrency(startup: FunctionStartup, asynchronous: AsyncInvocation | None) -> int | None:

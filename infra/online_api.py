@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.batch import INCOMING_PREFIX, BatchScoring
-from infra.config import ServingConfig
+from infra.config import AuthMode, FunctionSettings, ServingConfig
 from infra.functions import FunctionFactory, ServingFunction, log_retention
 from infra.model_store import ModelStore
 from infra.nag import acknowledge, logical_id_ref
@@ -18,13 +21,69 @@ from infra.waf import ApiWaf
 API_HANDLER = "lambda_api.handler.handler"
 LIVE_ALIAS = "live"
 STAGE_NAME = "v1"
-# The web page and its assets carry no data; a browser cannot add an x-api-key header when
-# it navigates, so with auth=api_key these GET methods are key-free (docs/ui.md).
-PUBLIC_PAGE_PATHS = ("/", "/ui", "/ui/static/{name}", "/ui/config")
 
 
 # The webhook route, as a stage method-settings key (resource path + HTTP method).
 WEBHOOK_METHOD_PATH = "/registry/events/POST"
+
+
+@dataclass(frozen=True)
+class OnlineApiProps:
+    """What the online API uses of the configuration: auth, throttles and quota, WAF, the
+    page's upload limit and the API function's size."""
+
+    model_name: str
+    is_prod: bool
+    log_retention_days: int
+    auth: AuthMode
+    api_function: FunctionSettings
+    upload_max_bytes: int
+    throttle_rate_limit: float
+    throttle_burst_limit: int
+    quota_requests_per_day: int
+    webhook_throttle_rate_limit: float
+    webhook_throttle_burst_limit: int
+    waf_enabled: bool
+    waf_rate_limit: int
+
+    @classmethod
+    def from_config(cls, config: ServingConfig) -> OnlineApiProps:
+        return cls(
+            model_name=config.model_name,
+            is_prod=config.is_prod,
+            log_retention_days=config.log_retention_days,
+            auth=config.auth,
+            api_function=config.api_function,
+            upload_max_bytes=config.upload_max_bytes,
+            throttle_rate_limit=config.throttle_rate_limit,
+            throttle_burst_limit=config.throttle_burst_limit,
+            quota_requests_per_day=config.quota_requests_per_day,
+            webhook_throttle_rate_limit=config.webhook_throttle_rate_limit,
+            webhook_throttle_burst_limit=config.webhook_throttle_burst_limit,
+            waf_enabled=config.waf_enabled,
+            waf_rate_limit=config.waf_rate_limit,
+        )
+
+
+class ApiRoutes:
+    """The narrow view of the RestApi other constructs extend (``PublicRoutes`` of
+    infra/promotion.py): they add a route, they do not get the whole API."""
+
+    def __init__(self, api: apigw.IRestApi) -> None:
+        self._api = api
+
+    def add_public_route(self, path: str, http_method: str, handler: lambda_.IFunction) -> apigw.Method:
+        """``path`` (``/a/b``) with one method that needs neither an API key nor IAM auth:
+        the handler authenticates each request itself."""
+        resource = self._api.root
+        for part in path.strip("/").split("/"):
+            resource = resource.get_resource(part) or resource.add_resource(part)
+        return resource.add_method(
+            http_method,
+            apigw.LambdaIntegration(handler),
+            authorization_type=apigw.AuthorizationType.NONE,
+            api_key_required=False,
+        )
 
 
 class OnlineApi(Construct):
@@ -33,17 +92,17 @@ class OnlineApi(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        config: ServingConfig,
+        props: OnlineApiProps,
         functions: FunctionFactory,
         model_store: ModelStore,
         batch: BatchScoring | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.config = config
+        self.props = props
         self.batch = batch
         page_environment = {
-            "MLSERVE_AUTH": config.auth,
-            "MLSERVE_UPLOAD_MAX_BYTES": str(config.upload_max_bytes),
+            "MLSERVE_AUTH": props.auth,
+            "MLSERVE_UPLOAD_MAX_BYTES": str(props.upload_max_bytes),
         }
         if batch is not None:
             page_environment["MLSERVE_BATCH_BUCKET"] = batch.bucket.bucket_name
@@ -56,7 +115,8 @@ class OnlineApi(Construct):
             package="lambda_api",
             handler=API_HANDLER,
             service="mlserve-api",
-            settings=config.api_function,
+            settings=props.api_function,
+            kind="api",
             description="mlserve online predictions (FastAPI via Mangum)",
             extra_environment=page_environment,
         )
@@ -70,18 +130,18 @@ class OnlineApi(Construct):
         assert self.serving.alias is not None
         self.alias = self.serving.alias
 
-        removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
+        removal = RemovalPolicy.RETAIN if props.is_prod else RemovalPolicy.DESTROY
         self.access_logs = logs.LogGroup(
             self,
             "AccessLogs",
-            retention=log_retention(config.log_retention_days),
+            retention=log_retention(props.log_retention_days),
             removal_policy=removal,
         )
         self.api = apigw.LambdaRestApi(
             self,
             "RestApi",
-            rest_api_name=f"mlserve-{config.model_name}",
-            description=f"mlserve online predictions for model {config.model_name}",
+            rest_api_name=f"mlserve-{props.model_name}",
+            description=f"mlserve online predictions for model {props.model_name}",
             handler=self.alias,
             proxy=True,
             endpoint_types=[apigw.EndpointType.REGIONAL],
@@ -89,7 +149,7 @@ class OnlineApi(Construct):
             cloud_watch_role=True,
             # The role is an account-wide singleton setting that other APIs may rely on too.
             cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
-            default_method_options=self._method_options(config),
+            default_method_options=self._method_options(props),
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE_NAME,
                 tracing_enabled=True,
@@ -97,15 +157,15 @@ class OnlineApi(Construct):
                 logging_level=apigw.MethodLoggingLevel.ERROR,
                 # Request bodies can hold personal data: never log them.
                 data_trace_enabled=False,
-                throttling_rate_limit=config.throttle_rate_limit,
-                throttling_burst_limit=config.throttle_burst_limit,
+                throttling_rate_limit=props.throttle_rate_limit,
+                throttling_burst_limit=props.throttle_burst_limit,
                 # The public webhook (POST /registry/events, added by the Promotion construct)
                 # gets its own, smaller bucket: a flood of forged deliveries is throttled there
                 # and cannot use up the stage's limit that scoring clients share.
                 method_options={
                     WEBHOOK_METHOD_PATH: apigw.MethodDeploymentOptions(
-                        throttling_rate_limit=config.webhook_throttle_rate_limit,
-                        throttling_burst_limit=config.webhook_throttle_burst_limit,
+                        throttling_rate_limit=props.webhook_throttle_rate_limit,
+                        throttling_burst_limit=props.webhook_throttle_burst_limit,
                     )
                 },
                 access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
@@ -123,32 +183,35 @@ class OnlineApi(Construct):
             ),
         )
 
+        # What other constructs (the promotion webhook) may add to the API.
+        self.routes = ApiRoutes(self.api)
+
         self.api_key: apigw.IApiKey | None = None
-        if config.auth == "api_key":
+        if props.auth == "api_key":
             plan = self.api.add_usage_plan(
                 "UsagePlan",
-                name=f"mlserve-{config.model_name}",
+                name=f"mlserve-{props.model_name}",
                 throttle=apigw.ThrottleSettings(
-                    rate_limit=config.throttle_rate_limit,
-                    burst_limit=config.throttle_burst_limit,
+                    rate_limit=props.throttle_rate_limit,
+                    burst_limit=props.throttle_burst_limit,
                 ),
-                quota=apigw.QuotaSettings(limit=config.quota_requests_per_day, period=apigw.Period.DAY),
+                quota=apigw.QuotaSettings(limit=props.quota_requests_per_day, period=apigw.Period.DAY),
             )
             plan.add_api_stage(stage=self.api.deployment_stage)
             self.api_key = self.api.add_api_key("ApiKey")
             plan.add_api_key(self.api_key)
 
         self.public_page_methods: list[apigw.Method] = []
-        if config.auth == "api_key":
+        if props.auth == "api_key":
             self._public_page_routes()
 
         self.waf: ApiWaf | None = None
-        if config.waf_enabled:
+        if props.waf_enabled:
             self.waf = ApiWaf(
-                self, "Waf", stage_arn=self.api.deployment_stage.stage_arn, rate_limit=config.waf_rate_limit
+                self, "Waf", stage_arn=self.api.deployment_stage.stage_arn, rate_limit=props.waf_rate_limit
             )
 
-        self._acknowledge_findings(config, model_store)
+        self._acknowledge_findings(props, model_store)
 
     def _grant_page_uploads(self, batch: BatchScoring) -> None:
         """What the web page's routes do with the API function's credentials: sign the
@@ -203,7 +266,7 @@ class OnlineApi(Construct):
         ui.add_resource("example").add_method("GET", integration)
         ui.add_proxy(default_integration=integration, any_method=True)
 
-    def _acknowledge_findings(self, config: ServingConfig, model_store: ModelStore) -> None:
+    def _acknowledge_findings(self, props: OnlineApiProps, model_store: ModelStore) -> None:
         bucket_ref = logical_id_ref(model_store.bucket)
         if self.batch is not None:
             batch_ref = logical_id_ref(self.batch.bucket)
@@ -224,7 +287,7 @@ class OnlineApi(Construct):
         acknowledge(
             self.serving.role,
             "AwsSolutions",
-            f"AwsSolutions-IAM5[Resource::<{bucket_ref}.Arn>/models/{config.model_name}/*]",
+            f"AwsSolutions-IAM5[Resource::<{bucket_ref}.Arn>/models/{props.model_name}/*]",
             "Read-only s3:GetObject on this model's own prefix: versions are published at "
             "run time (models/<name>/versions/<v>/), so their keys cannot be listed here.",
         )
@@ -278,7 +341,7 @@ class OnlineApi(Construct):
                 "Callers are services, not end users: they authenticate with an API key "
                 "(usage plan) or SigV4 (auth=iam), so there is no Cognito user pool.",
             )
-            if config.auth == "api_key":
+            if props.auth == "api_key":
                 acknowledge(
                     method,
                     "AwsSolutions",
@@ -286,7 +349,7 @@ class OnlineApi(Construct):
                     "auth=api_key: every method requires an API key bound to a usage plan "
                     "with throttle and quota; choose -c auth=iam for SigV4 authorization.",
                 )
-            elif config.auth == "none":
+            elif props.auth == "none":
                 acknowledge(
                     method,
                     "AwsSolutions",
@@ -296,10 +359,10 @@ class OnlineApi(Construct):
                 )
 
     @staticmethod
-    def _method_options(config: ServingConfig) -> apigw.MethodOptions:
-        if config.auth == "api_key":
+    def _method_options(props: OnlineApiProps) -> apigw.MethodOptions:
+        if props.auth == "api_key":
             return apigw.MethodOptions(api_key_required=True)
-        if config.auth == "iam":
+        if props.auth == "iam":
             return apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM)
         return apigw.MethodOptions(authorization_type=apigw.AuthorizationType.NONE)
 

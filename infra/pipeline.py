@@ -22,6 +22,7 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
 from infra.config import ConfigError
+from infra.config.base import cdk_default
 from infra.environments import DeploymentTarget, resolve
 from infra.nag import acknowledge
 from infra.stack import MlserveStack
@@ -62,8 +63,8 @@ class PipelineConfig:
                 "context 'pipeline_repository' (or 'github_repository') must be OWNER/REPO as the "
                 f"connection names it, got {repository!r}"
             )
-        branch = str(get_context("pipeline_branch") or get_context("github_branch") or "main")
-        stages = get_context("pipeline_stages") or ["dev", "prod"]
+        branch = str(get_context("pipeline_branch") or get_context("github_branch") or cdk_default("github_branch"))
+        stages = get_context("pipeline_stages") or cdk_default("pipeline_stages")
         if isinstance(stages, str):
             stages = [part.strip() for part in stages.split(",") if part.strip()]
         if not isinstance(stages, list | tuple) or not stages:

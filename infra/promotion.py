@@ -6,14 +6,16 @@
     project bus rule (ModelPromoted) ---------------------------------> redeploy fn --> S3 models/<name>/
                                                               (DLQ + retries)   └--> ModelDeployed/Failed
 
-The stack passes in the validated config, its ``FunctionFactory`` (so both functions are
-built like every other mlserve function), the model store and the RestApi; nothing here
-reads CDK context.
+The stack passes in ``PromotionProps`` (from the validated config), its ``FunctionFactory``
+(so both functions are built like every other mlserve function), the model store and the
+API's ``PublicRoutes`` (the one route the webhook needs); nothing here reads CDK context.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
@@ -21,12 +23,13 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.config import ServingConfig
+from infra.config import FunctionSettings, ServingConfig
 from infra.functions import AsyncInvocation, FunctionFactory, ServingFunction
 from infra.model_store import ModelStore
 from infra.nag import acknowledge, logical_id_ref
@@ -37,13 +40,56 @@ WEBHOOK_HANDLER = "lambda_promote.webhook.handler"
 PROMOTION_SERVICE = "mlserve-promotion"
 
 
+# The webhook's route on the API (what MLflow's webhook is configured to call).
+WEBHOOK_PATH = "/registry/events"
+
+
+class PublicRoutes(Protocol):
+    """What Promotion needs of the API: one route without API key or IAM auth (the webhook
+    authenticates each delivery by its HMAC signature). ``infra.online_api.ApiRoutes``."""
+
+    def add_public_route(self, path: str, http_method: str, handler: lambda_.IFunction) -> apigw.Method: ...
+
+
+@dataclass(frozen=True)
+class PromotionProps:
+    """What promotion uses of the configuration: the model, the registry, promotion trust
+    (docs/security.md) and the two functions' sizes."""
+
+    model_name: str
+    is_prod: bool
+    mlflow_tracking_uri: str | None
+    mlflow_token_secret_arn: str | None
+    sagemaker_model_package_group: str | None
+    artifact_locations: tuple[str, ...]
+    promoters: tuple[str, ...]
+    force_promoters: tuple[str, ...]
+    promote_function: FunctionSettings
+    webhook_function: FunctionSettings
+
+    @classmethod
+    def from_config(cls, config: ServingConfig) -> PromotionProps:
+        return cls(
+            model_name=config.model_name,
+            is_prod=config.is_prod,
+            mlflow_tracking_uri=config.mlflow_tracking_uri,
+            mlflow_token_secret_arn=config.mlflow_token_secret_arn,
+            sagemaker_model_package_group=config.sagemaker_model_package_group,
+            artifact_locations=config.artifact_locations,
+            promoters=config.promoters,
+            force_promoters=config.force_promoters,
+            promote_function=config.promote_function,
+            webhook_function=config.webhook_function,
+        )
+
+
 class Promotion(Construct):
     """Bus, rules, redeploy + webhook functions (from the stack's ``FunctionFactory``: runtime,
     architecture, layers, logs, X-Ray, MLSERVE_* env, async retries + on-failure DLQ),
     ``POST /registry/events`` on ``api``, the webhook secret and the delivery ledger.
 
-    Registry settings come from ``config`` (``mlflow_tracking_uri``,
-    ``sagemaker_model_package_group``, ``registry_alias``, ``functions.promote|webhook``).
+    Registry settings come from ``props`` (context ``mlflow_tracking_uri``,
+    ``sagemaker_model_package_group``, the trust keys, ``functions.promote|webhook``).
     """
 
     def __init__(
@@ -51,10 +97,10 @@ class Promotion(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        config: ServingConfig,
+        props: PromotionProps,
         functions: FunctionFactory,
         model_store: ModelStore,
-        api: apigw.RestApi,
+        api: PublicRoutes,
         artifact_buckets: Sequence[s3.IBucket] = (),
         redeploy_concurrency: int | None = 1,
         redeploy_retry_attempts: int = 2,
@@ -62,12 +108,12 @@ class Promotion(Construct):
         max_event_age_seconds: int = 7200,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.config = config
+        self.props = props
         model_bucket = model_store.bucket
         model_prefix = model_store.model_prefix()
         max_event_age = Duration.seconds(max_event_age_seconds)
-        removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
-        package_group = config.sagemaker_model_package_group
+        removal = RemovalPolicy.RETAIN if props.is_prod else RemovalPolicy.DESTROY
+        package_group = props.sagemaker_model_package_group
 
         # A fixed name, so that the bus's own policy can name the bus without referring to
         # itself (a GetAtt of the bus inside its Policy property would be a cycle).
@@ -76,7 +122,7 @@ class Promotion(Construct):
         self.webhook_secret = secretsmanager.Secret(
             self,
             "WebhookSecret",
-            description=f"HMAC secret shared with the MLflow webhook that promotes {config.model_name}",
+            description=f"HMAC secret shared with the MLflow webhook that promotes {props.model_name}",
             generate_secret_string=secretsmanager.SecretStringGenerator(exclude_punctuation=True, password_length=48),
             removal_policy=removal,
         )
@@ -94,11 +140,11 @@ class Promotion(Construct):
         )
 
         registry_env = {"MLSERVE_EVENT_BUS": self.bus.event_bus_name}
-        if config.mlflow_tracking_uri:
-            registry_env["MLSERVE_MLFLOW_TRACKING_URI"] = config.mlflow_tracking_uri
-        if config.mlflow_token_secret_arn:
+        if props.mlflow_tracking_uri:
+            registry_env["MLSERVE_MLFLOW_TRACKING_URI"] = props.mlflow_tracking_uri
+        if props.mlflow_token_secret_arn:
             # the token is read from Secrets Manager at run time, never put in an env var
-            registry_env["MLSERVE_MLFLOW_TOKEN_SECRET_ARN"] = config.mlflow_token_secret_arn
+            registry_env["MLSERVE_MLFLOW_TOKEN_SECRET_ARN"] = props.mlflow_token_secret_arn
         redeploy_env = dict(registry_env)
         if package_group:
             redeploy_env["MLSERVE_SAGEMAKER_PACKAGE_GROUP"] = package_group
@@ -108,7 +154,7 @@ class Promotion(Construct):
         self.artifact_locations = [
             f"s3://{model_bucket.bucket_name}/",
             *(f"s3://{bucket.bucket_name}/" for bucket in artifact_buckets),
-            *config.artifact_locations,
+            *props.artifact_locations,
         ]
         redeploy_env["MLSERVE_ARTIFACT_LOCATIONS"] = ",".join(self.artifact_locations)
 
@@ -118,8 +164,9 @@ class Promotion(Construct):
             package="lambda_promote",
             handler=REDEPLOY_HANDLER,
             service=PROMOTION_SERVICE,
-            settings=config.promote_function,
-            description=f"mlserve redeploy: stage, verify and switch the live {config.model_name} model",
+            settings=props.promote_function,
+            kind="promote",
+            description=f"mlserve redeploy: stage, verify and switch the live {props.model_name} model",
             extra_environment=redeploy_env,
             asynchronous=AsyncInvocation(
                 retry_attempts=redeploy_retry_attempts,
@@ -136,25 +183,8 @@ class Promotion(Construct):
         # events (after the rule target's retries) both end up here.
         self.dlq: sqs.Queue = self.redeploy.dead_letter_queue
 
-        # Least privilege: read/write only this model's keys (no delete: versions are
-        # immutable, manifests are the audit trail); list only under its prefix.
-        self.redeploy_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadWriteModelObjects",
-                actions=["s3:GetObject", "s3:PutObject"],
-                resources=[model_bucket.arn_for_objects(f"{model_prefix}*")],
-            )
-        )
-        self.redeploy_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ListModelPrefix",
-                actions=["s3:ListBucket"],
-                resources=[model_bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{model_prefix}*"]}},
-            )
-        )
-        if model_bucket.encryption_key is not None:
-            model_bucket.encryption_key.grant_encrypt_decrypt(self.redeploy_role)
+        # Least privilege: read/write only this model's keys; list only under its prefix.
+        model_store.grant_read_write_model(self.redeploy_role)
         for bucket in artifact_buckets:  # MLflow/SageMaker artifact stores on S3: read only
             bucket.grant_read(self.redeploy_role)
         self.bus.grant_put_events_to(self.redeploy_role)
@@ -184,7 +214,7 @@ class Promotion(Construct):
             self,
             "PromotedRule",
             event_bus=self.bus,
-            description=f"ModelPromoted -> redeploy {config.model_name}",
+            description=f"ModelPromoted -> redeploy {props.model_name}",
             event_pattern=_pattern(promoted_pattern()),
             targets=[targets.LambdaFunction(self.redeploy.invoke_target, **target_options)],  # type: ignore[arg-type]
         )
@@ -194,7 +224,7 @@ class Promotion(Construct):
             self.sagemaker_rule = events.Rule(
                 self,
                 "SageMakerApprovedRule",
-                description=f"SageMaker approvals in {package_group} -> redeploy {config.model_name}",
+                description=f"SageMaker approvals in {package_group} -> redeploy {props.model_name}",
                 event_pattern=_pattern(sagemaker_pattern(package_group)),
                 targets=[targets.LambdaFunction(self.redeploy.invoke_target, **target_options)],  # type: ignore[arg-type]
             )
@@ -205,7 +235,8 @@ class Promotion(Construct):
             package="lambda_promote",
             handler=WEBHOOK_HANDLER,
             service=PROMOTION_SERVICE,
-            settings=config.webhook_function,
+            settings=props.webhook_function,
+            kind="webhook",
             description="mlserve MLflow webhook receiver: verify, put ModelPromoted on the bus",
             extra_environment={
                 **registry_env,
@@ -224,23 +255,15 @@ class Promotion(Construct):
         )
         self.bus.grant_put_events_to(self.webhook_role)
 
-        registry = api.root.get_resource("registry") or api.root.add_resource("registry")
-        self.webhook_method = registry.add_resource("events").add_method(
-            "POST",
-            apigw.LambdaIntegration(self.webhook_function),
-            # MLflow cannot sign AWS requests: the HMAC signature is the authentication
-            authorization_type=apigw.AuthorizationType.NONE,
-            api_key_required=False,
-        )
-        if config.mlflow_token_secret_arn:
-            token = secretsmanager.Secret.from_secret_complete_arn(
-                self, "RegistryToken", config.mlflow_token_secret_arn
-            )
+        # MLflow cannot sign AWS requests: the HMAC signature is the authentication.
+        self.webhook_method = api.add_public_route(WEBHOOK_PATH, "POST", self.webhook_function)
+        if props.mlflow_token_secret_arn:
+            token = secretsmanager.Secret.from_secret_complete_arn(self, "RegistryToken", props.mlflow_token_secret_arn)
             token.grant_read(self.redeploy_role)
-        self.bus_policy = self._restrict_bus(config)
+        self.bus_policy = self._restrict_bus(props)
         self._acknowledge(model_store, model_prefix)
 
-    def _restrict_bus(self, config: ServingConfig) -> dict[str, object]:
+    def _restrict_bus(self, props: PromotionProps) -> dict[str, object]:
         """The bus's resource policy (docs/security.md). Same-account principals with an
         identity policy allowing events:PutEvents could otherwise put a ModelPromoted, so
         the policy *denies* everyone but the webhook and redeploy roles and context
@@ -249,10 +272,10 @@ class Promotion(Construct):
         SageMaker rule lives on the default bus and invokes the redeploy directly; "aws.*"
         sources cannot be put by anyone, and its artifact is read from SageMaker anyway."""
         bus_arn = Stack.of(self).format_arn(service="events", resource="event-bus", resource_name=self.bus_name)
-        writers = [self.webhook_role.role_arn, self.redeploy_role.role_arn, *config.promoters, *config.force_promoters]
+        writers = [self.webhook_role.role_arn, self.redeploy_role.role_arn, *props.promoters, *props.force_promoters]
         force_condition: dict[str, object] = {"StringEquals": {"events:detail-type": MODEL_PROMOTION_FORCED}}
-        if config.force_promoters:
-            force_condition["ArnNotEquals"] = {"aws:PrincipalArn": list(config.force_promoters)}
+        if props.force_promoters:
+            force_condition["ArnNotEquals"] = {"aws:PrincipalArn": list(props.force_promoters)}
         policy: dict[str, object] = {
             "Version": "2012-10-17",
             "Statement": [
@@ -290,12 +313,12 @@ class Promotion(Construct):
             "The redeploy writes new version directories, manifests and live.json under this "
             "model's own prefix only; keys are not known in advance.",
         )
-        if self.config.sagemaker_model_package_group:
+        if self.props.sagemaker_model_package_group:
             acknowledge(
                 self.redeploy_role,
                 "AwsSolutions",
                 "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
-                f"model-package/{self.config.sagemaker_model_package_group}/*]",
+                f"model-package/{self.props.sagemaker_model_package_group}/*]",
                 "Read-only ListModelPackages/DescribeModelPackage on the versions of the one configured package "
                 "group: the redeploy asks SageMaker which version is approved and where its artifact is.",
             )

@@ -12,6 +12,7 @@ the schedules' prefixes and ``results/`` (reports and markers), writes only ``re
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
@@ -20,12 +21,39 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.batch import BatchScoring
-from infra.config import ServingConfig
+from infra.config import FunctionSettings, ScheduleSettings, ServingConfig
 from infra.functions import AsyncInvocation, FunctionFactory, ServingFunction
 from infra.model_store import ModelStore
 from infra.nag import acknowledge, logical_id_ref
 
 SCHEDULED_HANDLER = "lambda_batch.scheduled.handler"
+
+
+@dataclass(frozen=True)
+class ScheduledScoringProps:
+    """What scheduled batch uses of the configuration (context schedules, schedule_*)."""
+
+    model_name: str
+    function: FunctionSettings
+    schedules: tuple[ScheduleSettings, ...]
+    timezone: str
+    flexible_window_minutes: int
+    max_files: int
+    stop_margin_seconds: int
+    retry_attempts: int
+
+    @classmethod
+    def from_config(cls, config: ServingConfig) -> ScheduledScoringProps:
+        return cls(
+            model_name=config.model_name,
+            function=config.scheduled_function,
+            schedules=config.schedules,
+            timezone=config.schedule_timezone,
+            flexible_window_minutes=config.schedule_flexible_window_minutes,
+            max_files=config.schedule_max_files,
+            stop_margin_seconds=config.schedule_stop_margin_seconds,
+            retry_attempts=config.batch_retry_attempts,
+        )
 
 
 class ScheduledScoring(Construct):
@@ -34,35 +62,35 @@ class ScheduledScoring(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        config: ServingConfig,
+        props: ScheduledScoringProps,
         functions: FunctionFactory,
         model_store: ModelStore,
         batch: BatchScoring,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.config = config
+        self.props = props
         results_prefix = batch.results_prefix
-        prefixes = {schedule.name: schedule.input_prefix for schedule in config.schedules}
+        prefixes = {schedule.name: schedule.input_prefix for schedule in props.schedules}
         self.serving: ServingFunction = functions.create(
             self,
             "Function",
             package="lambda_batch",
             handler=SCHEDULED_HANDLER,
             service="mlserve-scheduled",
-            settings=config.scheduled_function,
+            settings=props.function,
+            kind="scheduled",
             description="mlserve scheduled batch: CSVs without results for the live version -> results/",
             extra_environment={
                 "MLSERVE_BATCH_BUCKET": batch.bucket.bucket_name,
-                "MLSERVE_RESULTS_PREFIX": results_prefix,
-                "MLSERVE_BATCH_PROBABILITIES": "true" if config.batch_probabilities else "false",
+                **batch.scoring_environment,
                 "MLSERVE_SCHEDULES": json.dumps(prefixes, sort_keys=True),
-                "MLSERVE_SCHEDULE_MAX_FILES": str(config.schedule_max_files),
-                "MLSERVE_SCHEDULE_STOP_MARGIN_SECONDS": str(config.schedule_stop_margin_seconds),
+                "MLSERVE_SCHEDULE_MAX_FILES": str(props.max_files),
+                "MLSERVE_SCHEDULE_STOP_MARGIN_SECONDS": str(props.stop_margin_seconds),
             },
             # Scheduler invokes asynchronously: a failed run (summary written, then raised) is
             # retried by Lambda, which scores only what is still missing; then the DLQ.
             asynchronous=AsyncInvocation(
-                retry_attempts=config.batch_retry_attempts, max_event_age=Duration.hours(6), reserved_concurrency=None
+                retry_attempts=props.retry_attempts, max_event_age=Duration.hours(6), reserved_concurrency=None
             ),
         )
         self.function = self.serving.function
@@ -85,26 +113,26 @@ class ScheduledScoring(Construct):
             assumed_by=iam.ServicePrincipal(
                 "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": stack.account}}
             ),
-            description=f"EventBridge Scheduler: invoke the mlserve scheduled batch function ({config.model_name})",
+            description=f"EventBridge Scheduler: invoke the mlserve scheduled batch function ({props.model_name})",
         )
         self.scheduler_role.add_to_policy(
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
         )
         flexible = (
             scheduler.CfnSchedule.FlexibleTimeWindowProperty(
-                mode="FLEXIBLE", maximum_window_in_minutes=config.schedule_flexible_window_minutes
+                mode="FLEXIBLE", maximum_window_in_minutes=props.flexible_window_minutes
             )
-            if config.schedule_flexible_window_minutes
+            if props.flexible_window_minutes
             else scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF")
         )
         self.schedules: dict[str, scheduler.CfnSchedule] = {}
-        for schedule in config.schedules:
+        for schedule in props.schedules:
             self.schedules[schedule.name] = scheduler.CfnSchedule(
                 self,
                 f"Schedule-{schedule.name}",
                 description=f"mlserve scheduled batch {schedule.name}: score {schedule.input_prefix}",
                 schedule_expression=schedule.expression,
-                schedule_expression_timezone=config.schedule_timezone,
+                schedule_expression_timezone=props.timezone,
                 flexible_time_window=flexible,
                 state="ENABLED",
                 target=scheduler.CfnSchedule.TargetProperty(
@@ -126,7 +154,7 @@ class ScheduledScoring(Construct):
         model_bucket = logical_id_ref(model_store.bucket)
         batch_bucket = logical_id_ref(batch.bucket)
         reasons = {
-            f"Resource::<{model_bucket}.Arn>/models/{self.config.model_name}/*": (
+            f"Resource::<{model_bucket}.Arn>/models/{self.props.model_name}/*": (
                 "Read-only s3:GetObject on this model's own prefix: versions are published at "
                 "run time (models/<name>/versions/<v>/), so their keys cannot be listed here."
             ),

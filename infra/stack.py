@@ -12,7 +12,7 @@ from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.batch import BatchScoring
+from infra.batch import BatchScoring, BatchScoringProps
 from infra.bundling import (
     DEFAULT_CACHE_ROOT,
     bundled_function_code,
@@ -22,16 +22,16 @@ from infra.bundling import (
     lock_pins,
 )
 from infra.config import FUNCTION_KINDS, DriftConfig, ServingConfig
-from infra.drift import DriftMonitoring
-from infra.fanout import BatchFanout
+from infra.drift import DriftMonitoring, DriftMonitoringProps
+from infra.fanout import BatchFanout, BatchFanoutProps
 from infra.functions import FunctionFactory, lambda_architecture, lambda_runtime
-from infra.model_store import ModelStore
+from infra.model_store import ModelStore, ModelStoreProps
 from infra.monitoring import Monitoring
 from infra.nag import acknowledge
-from infra.online_api import OnlineApi
-from infra.promotion import Promotion
-from infra.schedules import ScheduledScoring
-from infra.streaming import StreamScoring
+from infra.online_api import OnlineApi, OnlineApiProps
+from infra.promotion import Promotion, PromotionProps
+from infra.schedules import ScheduledScoring, ScheduledScoringProps
+from infra.streaming import StreamScoring, StreamScoringProps
 
 
 class MlserveStack(Stack):
@@ -49,7 +49,7 @@ class MlserveStack(Stack):
         runtime = lambda_runtime(config.python_runtime)
         architecture = lambda_architecture(config.architecture)
 
-        self.model_store = ModelStore(self, "ModelStore", config=config)
+        self.model_store = ModelStore(self, "ModelStore", props=ModelStoreProps.from_config(config))
 
         self.deps_layer: lambda_.LayerVersion | None = None
         self.common_layer: lambda_.LayerVersion | None = None
@@ -110,7 +110,7 @@ class MlserveStack(Stack):
         self.batch = BatchScoring(
             self,
             "BatchScoring",
-            config=config,
+            props=BatchScoringProps.from_config(config),
             functions=self.functions,
             model_store=self.model_store,
         )
@@ -118,7 +118,7 @@ class MlserveStack(Stack):
         self.fanout = BatchFanout(
             self,
             "BatchFanout",
-            config=config,
+            props=BatchFanoutProps.from_config(config),
             functions=self.functions,
             model_store=self.model_store,
             batch=self.batch,
@@ -129,7 +129,7 @@ class MlserveStack(Stack):
         self.online_api = OnlineApi(
             self,
             "OnlineApi",
-            config=config,
+            props=OnlineApiProps.from_config(config),
             functions=self.functions,
             model_store=self.model_store,
             batch=self.batch,
@@ -138,10 +138,10 @@ class MlserveStack(Stack):
         self.promotion = Promotion(
             self,
             "Promotion",
-            config=config,
+            props=PromotionProps.from_config(config),
             functions=self.functions,
             model_store=self.model_store,
-            api=self.online_api.api,
+            api=self.online_api.routes,
         )
 
         # Streaming (context stream) and scheduled batches (context schedules): same scorer,
@@ -151,8 +151,7 @@ class MlserveStack(Stack):
             self.streaming = StreamScoring(
                 self,
                 "StreamScoring",
-                config=config,
-                settings=config.stream,
+                props=StreamScoringProps.from_config(config, config.stream),
                 functions=self.functions,
                 model_store=self.model_store,
                 output_bucket=self.batch.bucket,
@@ -162,7 +161,7 @@ class MlserveStack(Stack):
             self.scheduled = ScheduledScoring(
                 self,
                 "ScheduledScoring",
-                config=config,
+                props=ScheduledScoringProps.from_config(config),
                 functions=self.functions,
                 model_store=self.model_store,
                 batch=self.batch,
@@ -175,8 +174,7 @@ class MlserveStack(Stack):
             self.drift = DriftMonitoring(
                 self,
                 "DriftMonitoring",
-                config=config,
-                drift=self.drift_config,
+                props=DriftMonitoringProps.from_config(config, self.drift_config),
                 functions=self.functions,
                 model_store=self.model_store,
                 api_function=self.online_api.function,

@@ -13,6 +13,8 @@ Least privilege: the function reads exactly the input stream, writes exactly the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -27,7 +29,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.config import ServingConfig, StreamSettings
+from infra.config import FunctionSettings, ServingConfig, StreamSettings
 from infra.functions import FunctionFactory, ServingFunction, log_retention
 from infra.model_store import ModelStore
 from infra.nag import acknowledge, logical_id_ref
@@ -38,21 +40,42 @@ FIREHOSE_PREFIX = "stream-output/"
 FIREHOSE_ERROR_PREFIX = "stream-output-errors/"
 
 
+@dataclass(frozen=True)
+class StreamScoringProps:
+    """What streaming uses of the configuration (context stream_*, functions.stream)."""
+
+    model_name: str
+    is_prod: bool
+    log_retention_days: int
+    function: FunctionSettings
+    stream: StreamSettings
+
+    @classmethod
+    def from_config(cls, config: ServingConfig, stream: StreamSettings) -> StreamScoringProps:
+        return cls(
+            model_name=config.model_name,
+            is_prod=config.is_prod,
+            log_retention_days=config.log_retention_days,
+            function=config.stream_function,
+            stream=stream,
+        )
+
+
 class StreamScoring(Construct):
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        config: ServingConfig,
-        settings: StreamSettings,
+        props: StreamScoringProps,
         functions: FunctionFactory,
         model_store: ModelStore,
         output_bucket: s3.IBucket,
     ) -> None:
         super().__init__(scope, construct_id)
-        removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
-        self.settings = settings
+        removal = RemovalPolicy.RETAIN if props.is_prod else RemovalPolicy.DESTROY
+        self.props = props
+        settings = self.settings = props.stream
         retention = Duration.hours(settings.retention_hours)
         self.input_stream = kinesis.Stream(
             self,
@@ -84,7 +107,7 @@ class StreamScoring(Construct):
             )
             output_name = self.output_stream.stream_name
         else:
-            self.delivery_stream = self._delivery_stream(config, output_bucket, removal)
+            self.delivery_stream = self._delivery_stream(output_bucket, removal)
             output_name = self.delivery_stream.ref
 
         self.serving: ServingFunction = functions.create(
@@ -93,7 +116,8 @@ class StreamScoring(Construct):
             package="lambda_batch",
             handler=STREAM_HANDLER,
             service="mlserve-stream",
-            settings=config.stream_function,
+            settings=props.function,
+            kind="stream",
             description=f"mlserve stream scoring: Kinesis records -> {settings.output} predictions",
             extra_environment={
                 "MLSERVE_STREAM_OUTPUT": settings.output,
@@ -139,7 +163,7 @@ class StreamScoring(Construct):
             )
         self.failure_queue.grant_send_messages(self.role)
         model_store.grant_read_model(self.role)
-        self._acknowledge_findings(config, model_store)
+        self._acknowledge_findings(model_store)
 
     def add_alarms(self, topic: sns.ITopic, iterator_age_seconds: int = 300) -> dict[str, cloudwatch.Alarm]:
         """Alarms on the alarm topic: anything in the failure queue (malformed records or
@@ -173,13 +197,11 @@ class StreamScoring(Construct):
             created.add_ok_action(action)
         return alarms
 
-    def _delivery_stream(
-        self, config: ServingConfig, bucket: s3.IBucket, removal: RemovalPolicy
-    ) -> firehose.CfnDeliveryStream:
+    def _delivery_stream(self, bucket: s3.IBucket, removal: RemovalPolicy) -> firehose.CfnDeliveryStream:
         """L1 with our own role: CDK's S3 destination grants read/write/delete on the whole
         bucket; Firehose needs only to put objects under its two prefixes."""
         log_group = logs.LogGroup(
-            self, "DeliveryLogs", retention=log_retention(config.log_retention_days), removal_policy=removal
+            self, "DeliveryLogs", retention=log_retention(self.props.log_retention_days), removal_policy=removal
         )
         log_stream = logs.LogStream(self, "DeliveryLogStream", log_group=log_group, removal_policy=removal)
         role = iam.Role(
@@ -244,7 +266,7 @@ class StreamScoring(Construct):
         )
         return stream
 
-    def _acknowledge_findings(self, config: ServingConfig, model_store: ModelStore) -> None:
+    def _acknowledge_findings(self, model_store: ModelStore) -> None:
         acknowledge(
             self.function,
             "Serverless",
@@ -286,7 +308,7 @@ class StreamScoring(Construct):
         acknowledge(
             self.role,
             "AwsSolutions",
-            f"AwsSolutions-IAM5[Resource::<{model_bucket}.Arn>/models/{config.model_name}/*]",
+            f"AwsSolutions-IAM5[Resource::<{model_bucket}.Arn>/models/{self.props.model_name}/*]",
             "Read-only s3:GetObject on this model's own prefix: versions are published at run "
             "time (models/<name>/versions/<v>/), so their keys cannot be listed here.",
         )

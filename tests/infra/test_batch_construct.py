@@ -14,10 +14,10 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 
-from infra.batch import BatchScoring
+from infra.batch import BatchScoring, BatchScoringProps
 from infra.config import ServingConfig
 from infra.functions import FunctionFactory
-from infra.model_store import ModelStore
+from infra.model_store import ModelStore, ModelStoreProps
 from tests.infra.conftest import CDK_JSON_CONTEXT
 
 
@@ -26,13 +26,18 @@ def build(results_prefix: str = "results/", **context: Any) -> tuple[App, Stack,
     app = App(context={**CDK_JSON_CONTEXT, "aws:cdk:bundling-stacks": [], "aws:cdk:enable-asset-metadata": True})
     stack = Stack(app, "BatchTest")
     config = ServingConfig.from_mapping({**CDK_JSON_CONTEXT, "batch_reserved_concurrency": 3, **context})
-    store = ModelStore(stack, "ModelStore", config=config)
+    store = ModelStore(stack, "ModelStore", props=ModelStoreProps.from_config(config))
     layer = lambda_.LayerVersion.from_layer_version_arn(
         stack, "Deps", "arn:aws:lambda:us-east-1:123456789012:layer:deps:1"
     )
     functions = FunctionFactory(config=config, layers=[layer], store_uri=store.store_uri)
     batch = BatchScoring(
-        stack, "Batch", config=config, functions=functions, model_store=store, results_prefix=results_prefix
+        stack,
+        "Batch",
+        props=BatchScoringProps.from_config(config),
+        functions=functions,
+        model_store=store,
+        results_prefix=results_prefix,
     )
     return app, stack, batch
 
@@ -184,9 +189,9 @@ def test_code_asset_is_the_lambda_batch_package(tmp_path: Path) -> None:
     app = App(context={**CDK_JSON_CONTEXT, "aws:cdk:enable-asset-metadata": True}, outdir=str(tmp_path / "cdk.out"))
     stack = Stack(app, "BatchAsset")
     config = ServingConfig.from_mapping(CDK_JSON_CONTEXT)
-    store = ModelStore(stack, "ModelStore", config=config)
+    store = ModelStore(stack, "ModelStore", props=ModelStoreProps.from_config(config))
     functions = FunctionFactory(config=config, layers=[], store_uri=store.store_uri)
-    BatchScoring(stack, "Batch", config=config, functions=functions, model_store=store)
+    BatchScoring(stack, "Batch", props=BatchScoringProps.from_config(config), functions=functions, model_store=store)
     assembly = app.synth()
     template = Template.from_stack(stack).to_json()
     function = next(

@@ -17,8 +17,9 @@ from aws_cdk.assertions import Match, Template
 
 from infra.config import ServingConfig
 from infra.functions import FunctionFactory
-from infra.model_store import ModelStore
-from infra.promotion import Promotion
+from infra.model_store import ModelStore, ModelStoreProps
+from infra.online_api import ApiRoutes
+from infra.promotion import Promotion, PromotionProps
 from tests.infra.conftest import CDK_JSON_CONTEXT
 
 # cdk.json's feature flags; bundling skipped (the function code asset is the real one).
@@ -33,7 +34,7 @@ def parts(stack: Stack, **context: Any) -> tuple[ServingConfig, FunctionFactory,
     """What the real stack hands the construct: validated config, the function factory,
     the model store."""
     config = ServingConfig.from_mapping({"model_name": MODEL, **context})
-    model_store = ModelStore(stack, "ModelStore", config=config)
+    model_store = ModelStore(stack, "ModelStore", props=ModelStoreProps.from_config(config))
     layer = lambda_.LayerVersion.from_layer_version_arn(
         stack, "Common", "arn:aws:lambda:us-east-1:123456789012:layer:mlserve-common:1"
     )
@@ -47,7 +48,14 @@ def build(**context: Any) -> tuple[Stack, Promotion]:
     config, functions, model_store = parts(stack, mlflow_tracking_uri="https://mlflow.example.com", **context)
     api = apigw.RestApi(stack, "Api")
     api.root.add_method("GET", apigw.MockIntegration())
-    promotion = Promotion(stack, "Promotion", config=config, functions=functions, model_store=model_store, api=api)
+    promotion = Promotion(
+        stack,
+        "Promotion",
+        props=PromotionProps.from_config(config),
+        functions=functions,
+        model_store=model_store,
+        api=ApiRoutes(api),
+    )
     return stack, promotion
 
 
@@ -230,7 +238,14 @@ def test_cdk_nag_findings_of_the_construct_are_all_acknowledged(tmp_path: Any) -
     config, functions, model_store = parts(stack)
     api = apigw.RestApi(stack, "Api", cloud_watch_role=False)
     api.root.add_method("GET", apigw.MockIntegration())
-    Promotion(stack, "Promotion", config=config, functions=functions, model_store=model_store, api=api)
+    Promotion(
+        stack,
+        "Promotion",
+        props=PromotionProps.from_config(config),
+        functions=functions,
+        model_store=model_store,
+        api=ApiRoutes(api),
+    )
     scaffolding = "test scaffolding owned by other constructs in the real stack"
     for rule in ("AwsSolutions-APIG2",):
         acknowledge(api, "AwsSolutions", rule, scaffolding)
