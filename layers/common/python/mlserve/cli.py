@@ -252,6 +252,9 @@ def _score(args: argparse.Namespace) -> int:
         allow_pickle=args.allow_pickle,
         cache_dir=Path(tempfile.gettempdir()) / "mlserve",
     )
+    if args.workers == 1 or gzipped:
+        live.get()  # load (download, verify) before the clock starts: rows/s is the scoring rate
+        started = time.monotonic()
     if args.workers > 1 and not gzipped:
         # The fan-out's range splitting, in processes (gzip is not splittable: one worker).
         from mlserve.batch.parallel import score_local_parallel
