@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-from examples.train import CLASSIFIER, DATA_DIR, configure_mlflow, train_classifier
+from examples.train import CLASSIFIER, DATA_DIR, configure_mlflow, tracking_uri, train_classifier
 
 HOST = os.environ.get("MLSERVE_DEMO_HOST", "127.0.0.1")
 PORT = int(os.environ.get("MLSERVE_DEMO_PORT", "8000"))
@@ -23,7 +23,9 @@ def curl_examples(base: str, row: dict[str, float], probabilities: bool = True) 
     split = json.dumps({"dataframe_split": {"columns": columns, "data": [list(row.values())]}})
     return "\n".join(
         [
-            "Ready. Try:",
+            f"Ready. The web page (a form built from the model's signature, CSV upload): {base}/",
+            "",
+            "Or try:",
             f"  curl -s {base}/predict -H 'content-type: application/json' -d '{predict}'",
             "",
             f"  curl -s {base}/invocations -H 'content-type: application/json' -d '{split}'",
@@ -51,6 +53,7 @@ def main() -> int:
     print(f"trained and registered {registered.name} v{registered.version} as @champion")
     resolved, result = publish_model_uri(f"models:/{model_name}@champion", STORE_URI, promoted_by="make demo")
     print(f"published {resolved.name} v{resolved.version} to {STORE_URI} (manifest {result.manifest_key})")
+    print(f"registry: MLFLOW_TRACKING_URI={tracking_uri()}  (for `mlserve publish models:/...`)")
     example_row = read_input_example(resolved.local_dir, result.model.spec)[0]
     print(curl_examples(f"http://{HOST}:{PORT}", example_row, probabilities=model_name == CLASSIFIER), flush=True)
 

@@ -57,7 +57,22 @@ def diabetes_frame() -> tuple[Any, Any]:
     return data.data, data.target
 
 
-def log_and_register(name: str, estimator: Any, features: Any, alias: str | None, params: dict[str, Any]) -> Registered:
+def breast_cancer_class_labels() -> dict[str, str]:
+    """The classes' display names, {"0": "malignant", "1": "benign"}: logged with the model
+    (MLmodel `metadata.class_labels`) so the page and `/predict`'s `labels` show them."""
+    from sklearn.datasets import load_breast_cancer
+
+    return {str(i): str(name) for i, name in enumerate(load_breast_cancer().target_names)}
+
+
+def log_and_register(
+    name: str,
+    estimator: Any,
+    features: Any,
+    alias: str | None,
+    params: dict[str, Any],
+    metadata: dict[str, Any] | None = None,
+) -> Registered:
     import mlflow
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
@@ -73,6 +88,7 @@ def log_and_register(name: str, estimator: Any, features: Any, alias: str | None
             registered_model_name=name,
             serialization_format="skops",
             skops_trusted_types=["sklearn.tree._tree.Tree"],
+            metadata=metadata,
         )
     version = str(info.registered_model_version)
     if alias:
@@ -88,7 +104,14 @@ def train_classifier(alias: str | None = "champion", c: float = 1.0) -> Register
     features, target = breast_cancer_frame()
     model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
     model.fit(features, target)
-    return log_and_register(CLASSIFIER, model, features, alias, {"C": c, "estimator": "LogisticRegression"})
+    return log_and_register(
+        CLASSIFIER,
+        model,
+        features,
+        alias,
+        {"C": c, "estimator": "LogisticRegression"},
+        metadata={"class_labels": breast_cancer_class_labels()},
+    )
 
 
 def train_regressor(alias: str | None = "champion") -> Registered:

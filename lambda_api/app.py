@@ -26,6 +26,7 @@ from mlserve.http import (
     error_body_for,
     require_media_type,
 )
+from mlserve.labels import label_fields
 from mlserve.live import LiveModel
 from mlserve.monitoring.capture import capture_prediction
 from mlserve.observability import on_model_swap, record_prediction, record_validation_error
@@ -116,6 +117,7 @@ def predict_content(model: LoadedModel, body: bytes) -> dict[str, Any]:
     record_prediction(model, len(payload["instances"]))
     capture_prediction(model, payload["instances"], result.predictions)
     content: dict[str, Any] = {"predictions": result.predictions, "model": result.model.to_dict()}
+    content.update(label_fields(model.spec, result.predictions))  # display names, when logged
     if result.probabilities is not None:
         content["probabilities"] = result.probabilities
     return content

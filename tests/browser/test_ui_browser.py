@@ -135,6 +135,8 @@ def check_prediction(seen: dict[str, Any], columns: list[str]) -> None:
     assert seen["badge"] == "demo-classifier v1"
     assert seen["fieldCount"] == len(columns) == seen["requiredMarks"]
     assert seen["prediction"] in ("0", "1")
+    # the demo model is logged with class_labels: the page names the class
+    assert seen["predictionLabel"] == {"0": "malignant", "1": "benign"}[seen["prediction"]]
     assert seen["bars"] == 2 and seen["barLabels"] == ["0", "1"]
     assert seen["resultModel"].startswith("demo-classifier v1")
 

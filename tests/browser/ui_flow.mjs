@@ -41,6 +41,7 @@ try {
   await page.click('#predict-button');
   await page.waitForSelector('#result:not([hidden])');
   seen.prediction = (await page.textContent('#prediction')).trim();
+  seen.predictionLabel = (await page.textContent('#prediction-label')).trim();
   seen.bars = await page.locator('#probabilities .track').count();
   seen.barLabels = await page.locator('#probabilities .label').allTextContents();
   seen.resultModel = await page.textContent('#result-model');

@@ -17,6 +17,14 @@ if TYPE_CHECKING:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    from mlserve.cli_errors import require_tracking_uri
+
+    tracking_uri = _tracking_uri(args)
+    require_tracking_uri(args.model_uri, tracking_uri)
+    if args.tracking_uri:
+        import mlflow
+
+        mlflow.set_tracking_uri(args.tracking_uri)
     from mlserve.registry import publish_model_uri
 
     resolved, result = publish_model_uri(
@@ -64,8 +72,12 @@ def _promote(args: argparse.Namespace) -> int:
     tracking_uri = _tracking_uri(args)
     if not args.no_registry:
         if not tracking_uri:
+            from mlserve.cli_errors import demo_tracking_uri
+
             print(
-                "mlserve promote: error: set --tracking-uri or MLFLOW_TRACKING_URI (or --no-registry)", file=sys.stderr
+                "mlserve promote: error: set --tracking-uri or MLFLOW_TRACKING_URI (or --no-registry), "
+                f"e.g. the demo's {demo_tracking_uri()}",
+                file=sys.stderr,
             )
             return 2
         _set_in_registry(args, args.version)
@@ -111,12 +123,14 @@ def _local_redeployer(args: argparse.Namespace, tracking_uri: str | None) -> Red
     # A file/sqlite registry has no REST API: use the mlflow client for lookups and downloads.
     from mlflow import MlflowClient
 
+    from mlserve.cli_errors import require_tracking_uri
     from mlserve.registry import resolve_model_uri
 
-    client = MlflowClient(tracking_uri=tracking_uri)
+    # Only with a registry: MlflowClient(None) creates ./mlflow.db in the working directory.
+    client = MlflowClient(tracking_uri=tracking_uri) if tracking_uri else None
 
     def target(promotion: ModelPromoted) -> str | None:
-        if tracking_uri is None or args.no_registry:
+        if client is None or args.no_registry:
             return None
         if promotion.source == "mlflow-stage":
             latest = client.get_latest_versions(promotion.model_name, stages=["Production"])
@@ -125,6 +139,7 @@ def _local_redeployer(args: argparse.Namespace, tracking_uri: str | None) -> Red
 
     def resolve(promotion: ModelPromoted, dest: Path) -> Resolved:
         uri = promotion.artifact_uri or f"models:/{promotion.model_name}/{promotion.version}"
+        require_tracking_uri(uri, tracking_uri)
         resolved = resolve_model_uri(uri, name=promotion.model_name, version=promotion.version, dst=dest)
         return Resolved(resolved.local_dir, resolved.source, resolved.run_id)
 
@@ -237,6 +252,9 @@ def _score(args: argparse.Namespace) -> int:
         allow_pickle=args.allow_pickle,
         cache_dir=Path(tempfile.gettempdir()) / "mlserve",
     )
+    if args.workers == 1 or gzipped:
+        live.get()  # load (download, verify) before the clock starts: rows/s is the scoring rate
+        started = time.monotonic()
     if args.workers > 1 and not gzipped:
         # The fan-out's range splitting, in processes (gzip is not splittable: one worker).
         from mlserve.batch.parallel import score_local_parallel
@@ -345,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("model_uri", help="models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID/PATH or a directory")
     publish.add_argument("--store", required=True, help="s3://bucket[/prefix] or file:///path")
     publish.add_argument("--name", help="model name in the store (default: the registered name)")
+    publish.add_argument(
+        "--tracking-uri", help="MLflow registry of models:/ and runs:/ URIs (default: MLFLOW_TRACKING_URI)"
+    )
     publish.add_argument("--version", help="version label (default: the registry version)")
     publish.add_argument("--allow-pickle", action="store_true", help="allow cloudpickle/pickle models")
     publish.add_argument("--promoted-by", default=f"mlserve publish ({os.environ.get('USER', 'unknown')})")
@@ -455,6 +476,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         for detail in exc.details:
             print(f"  {'.'.join(map(str, detail.loc))}: {detail.msg}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"mlserve {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        from mlserve.cli_errors import DEBUG_VARIABLE, debug_enabled, describe
+
+        if debug_enabled():
+            raise
+        print(
+            f"mlserve {args.command}: error: {describe(exc)} (traceback: {DEBUG_VARIABLE}=1)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

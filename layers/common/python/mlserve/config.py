@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlserve.errors import MlserveError
+from mlserve.http import DEFAULT_BODY_LIMIT
 from mlserve.schema import DEFAULT_MAX_ROWS
 
 TRUE_VALUES = {"1", "true", "yes", "on"}
@@ -45,7 +46,7 @@ class Settings:
     model_name: str
     refresh_seconds: float = 15.0
     max_rows: int = DEFAULT_MAX_ROWS
-    max_body_bytes: int = 6 * 1024 * 1024
+    max_body_bytes: int = DEFAULT_BODY_LIMIT
     allow_pickle: bool = False
     cache_dir: Path = Path(tempfile.gettempdir()) / "mlserve"
     results_prefix: str = "results/"
@@ -65,7 +66,7 @@ class Settings:
             model_name=name,
             refresh_seconds=env_number("MLSERVE_REFRESH_SECONDS", 15.0),
             max_rows=int(env_number("MLSERVE_MAX_ROWS", DEFAULT_MAX_ROWS, minimum=1)),
-            max_body_bytes=int(env_number("MLSERVE_MAX_BODY_BYTES", 6 * 1024 * 1024, minimum=1)),
+            max_body_bytes=int(env_number("MLSERVE_MAX_BODY_BYTES", DEFAULT_BODY_LIMIT, minimum=1)),
             allow_pickle=env_bool("MLSERVE_ALLOW_PICKLE", False),
             cache_dir=Path(os.environ.get("MLSERVE_CACHE_DIR") or Path(tempfile.gettempdir()) / "mlserve"),
             results_prefix=os.environ.get("MLSERVE_RESULTS_PREFIX", "results/") or "results/",

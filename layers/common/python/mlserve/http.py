@@ -11,7 +11,10 @@ from mlserve.errors import ErrorDetail, InputError, MlserveError
 
 JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv", "application/csv")
-DEFAULT_BODY_LIMIT = 5 * 1024 * 1024  # MLSERVE_MAX_BODY_BYTES' default
+# MLSERVE_MAX_BODY_BYTES' default, the one value (cdk.json's max_body_bytes matches it): Lambda's
+# 6 MB synchronous payload counts the whole API Gateway event (headers, base64), so the body
+# itself gets 5 MiB and the envelope the rest.
+DEFAULT_BODY_LIMIT = 5 * 1024 * 1024
 
 
 def error_body(code: str, message: str, details: list[ErrorDetail] | None = None) -> dict[str, Any]:

@@ -204,8 +204,21 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+def _flush_other_identity(name: str, version: str) -> None:
+    """Metrics of another model identity are still pending (a 4xx before any model was
+    loaded, a hot swap, the next S3 record of a batch event, `mlserve serve` which never
+    flushes per request): emit them under their own dimensions first. Overwriting the
+    dimension would re-label them, and Powertools warns "Dimension ... has already been added"."""
+    pending = metrics.provider.dimension_set
+    if any(
+        key in pending and pending[key] != value for key, value in (("model_name", name), ("model_version", version))
+    ):
+        metrics.flush_metrics()
+
+
 def _dimensions(model: Any) -> None:
     name, version = _identity(model)
+    _flush_other_identity(name, version)
     metrics.add_dimension(name="model_name", value=name)
     metrics.add_dimension(name="model_version", value=version)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from mlserve.csv_hints import raise_if_wrong_separator
 from mlserve.errors import ErrorDetail, InputError
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -138,6 +139,7 @@ def rows_from_csv(body: bytes, column_types: dict[str, str], max_rows: int | Non
         raise _bad("CSV body is empty", ["body"], code="empty_body", status=400) from None
     except csv.Error as exc:
         raise _bad(f"CSV body is malformed: {exc}", ["body"], status=400) from None
+    raise_if_wrong_separator(header, column_types, loc=["body", 1])
     rows = []
     try:
         for line_number, record in enumerate(reader, start=2):

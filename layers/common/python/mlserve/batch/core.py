@@ -22,6 +22,7 @@ from mlserve.batch.limits import BatchLimits, DeadlineReached
 from mlserve.batch.output import DEFAULT_PART_BYTES, MIN_PART_BYTES, Sink
 from mlserve.batch.reader import DEFAULT_CHUNK_BYTES, Chunk, iter_chunks, open_binary
 from mlserve.config import env_bool, env_number
+from mlserve.csv_hints import raise_if_wrong_separator, rejected_value
 from mlserve.errors import InputError
 from mlserve.mlmodel import ColumnSpec
 from mlserve.scoring import LoadedModel, predict_frame
@@ -198,6 +199,7 @@ def score_stream(
         positions_by_name.setdefault(name, position)
     missing = [c.name for c in signature if c.required and c.name not in positions_by_name]
     if missing:
+        raise_if_wrong_separator(header, missing)
         raise InputError(
             f"the header is missing required column(s): {', '.join(missing)}",
             code="missing_columns",
@@ -296,9 +298,9 @@ def score_stream(
                                 "column": column.name,
                                 "reason": problem.reason,
                                 "message": problem.message,
-                                "value": None
-                                if pd.isna(parsed[position].iat[j])
-                                else str(parsed[position].iat[j])[:200],
+                                "value": rejected_value(
+                                    parsed[position].iat[j], chunk.record(int(parse_rows[j])), position
+                                ),
                             }
                         )
             scored_rows = parse_rows[ok]

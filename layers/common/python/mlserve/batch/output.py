@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Protocol
+
+from mlserve.batch.local_files import create_beside
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
 DEFAULT_PART_BYTES = 8 * 1024 * 1024
@@ -23,8 +24,7 @@ class LocalFileSink:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        self._tmp = Path(tmp)
+        fd, self._tmp = create_beside(path)
         self._file = os.fdopen(fd, "wb", buffering=1024 * 1024)
 
     def write(self, data: bytes) -> None:

@@ -237,6 +237,10 @@
   function renderPrediction(body) {
     var predicted = body.predictions[0];
     $('prediction').textContent = typeof predicted === 'number' && !Number.isInteger(predicted) ? predicted.toPrecision(6) : String(predicted);
+    // The class's display name, when the model was logged with class_labels (/predict's `labels`).
+    var named = body.labels ? body.labels[0] : null;
+    $('prediction-label').textContent = named && named !== String(predicted) ? named : '';
+    show($('prediction-label'), !!$('prediction-label').textContent);
     var box = $('probabilities');
     box.textContent = '';
     var probs = body.probabilities ? body.probabilities[0] : null;
