@@ -23,7 +23,7 @@ from urllib.parse import unquote_plus
 from mlserve.batch.core import BatchOptions, ScoreResult, score_stream
 from mlserve.batch.limits import LimitExceeded
 from mlserve.batch.output import Sink
-from mlserve.batch.overlap import BackgroundPartsSink, ReadAhead
+from mlserve.batch.overlap import BackgroundPartsSink, ReadAhead, WriteBehind
 from mlserve.errors import InputError, MlserveError
 from mlserve.live import LiveModel
 from mlserve.observability import record_rows_scored
@@ -505,7 +505,7 @@ def score_local(
     input_path, output_path = Path(input_path), Path(output_path)
     source_info = {"path": str(input_path), "size": input_path.stat().st_size}
     model = live.get()
-    sink = LocalFileSink(output_path)
+    sink = WriteBehind(LocalFileSink(output_path))  # file writes overlap the next chunk's parsing
     with open(input_path, "rb") as handle:
         report, _ = score_to_sink(handle, sink, model, options, source_info, str(output_path))
     stem = output_path.name.removesuffix(PREDICTIONS_SUFFIX).removesuffix(".csv")

@@ -30,6 +30,27 @@ class LocalFileSink:
     def write(self, data: bytes) -> None:
         self._file.write(data)
 
+    def append_file(self, path: Path) -> None:
+        """Append a whole file's bytes (a part written by another process), copied inside the
+        kernel where the OS can (copy_file_range), else through a buffer."""
+        self._file.flush()
+        with open(path, "rb") as part:
+            left = os.fstat(part.fileno()).st_size
+            copy_range = getattr(os, "copy_file_range", None)
+            if copy_range is not None:
+                try:
+                    while left > 0:
+                        copied = copy_range(part.fileno(), self._file.fileno(), min(left, 1 << 30))
+                        if copied == 0:
+                            break
+                        left -= copied
+                except OSError:
+                    pass  # e.g. a filesystem without it: finish through a buffer from where it stopped
+            if left > 0:
+                part.seek(os.fstat(part.fileno()).st_size - left)
+                while block := part.read(8 * 1024 * 1024):
+                    self._file.write(block)
+
     def commit(self) -> None:
         self._file.close()
         os.replace(self._tmp, self.path)

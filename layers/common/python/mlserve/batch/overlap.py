@@ -6,7 +6,8 @@ are network waits; run sequentially they add up. Two small wrappers overlap them
 - ``ReadAhead``: a thread reads the input stream ``depth`` blocks ahead of the scorer
   (memory: depth x block, 2 x 4 MiB by default);
 - ``BackgroundPartsSink``: an ``S3MultipartSink`` whose parts are uploaded by one
-  background thread, at most ``in_flight`` parts queued (memory: in_flight x part size).
+  background thread, at most ``in_flight`` parts queued (memory: in_flight x part size);
+- ``WriteBehind``: the same for any sink (local files: ``mlserve score``, its ``--workers``).
 
 Both keep the output identical (same bytes, same part order) and every error surfaces in
 the scorer's thread (on the next read, or at commit), so the job's failure handling and
@@ -24,7 +25,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from mlserve.batch.output import S3MultipartSink
+from mlserve.batch.output import S3MultipartSink, Sink
 
 READ_AHEAD_BLOCK_BYTES = 4 * 1024 * 1024
 
@@ -121,3 +122,44 @@ class BackgroundPartsSink(S3MultipartSink):
     def abort(self) -> None:
         self._drain(raise_errors=False)
         super().abort()
+
+
+class WriteBehind:
+    """Any sink, its writes done by one background thread (at most `in_flight` queued) while
+    the scorer parses the next chunk - for local files, where a write is a copy into the page
+    cache that releases the GIL. Same bytes in the same order; a write error is raised on the
+    next write, at `drain` or at commit, in the caller's thread."""
+
+    def __init__(self, sink: Sink, *, in_flight: int = 2) -> None:
+        self._sink = sink
+        self._in_flight = max(1, in_flight)
+        self._executor: ThreadPoolExecutor | None = None
+        self._futures: deque[Future[None]] = deque()
+
+    def write(self, data: bytes) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlserve-write")
+        while self._futures and (len(self._futures) >= self._in_flight or self._futures[0].done()):
+            self._futures.popleft().result()  # bounded memory; raises a failed write here
+        self._futures.append(self._executor.submit(self._sink.write, data))
+
+    def drain(self, *, raise_errors: bool = True) -> None:
+        """Wait for every queued write (then the wrapped sink holds all bytes written so far)."""
+        while self._futures:
+            future = self._futures.popleft()
+            if raise_errors:
+                future.result()
+            else:
+                with contextlib.suppress(Exception):  # aborting anyway
+                    future.result()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def commit(self) -> None:
+        self.drain()
+        self._sink.commit()
+
+    def abort(self) -> None:
+        self.drain(raise_errors=False)
+        self._sink.abort()

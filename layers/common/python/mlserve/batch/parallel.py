@@ -1,10 +1,18 @@
 """`mlserve score --workers N`: the fan-out's range splitting on one machine, in processes.
 
 The same plan (``mlserve.batch.ranges``), range scorer (``fanout.score_range_into``) and
-report merge (``fanout.merge_reports``) as the Step Functions fan-out; the parts are local
-temp files concatenated in range order, so the output is byte-identical to one worker.
-One model version for the whole file: the parent reads the live pointer once and every
-worker loads exactly that version. gzip input is not splittable: it is scored by one worker.
+report merge (``fanout.merge_reports``) as the Step Functions fan-out, so the output is
+byte-identical to one worker. One model version for the whole file: the parent reads the live
+pointer once and every process loads exactly that version. gzip input is not splittable: it
+is scored by one worker.
+
+Where the time goes with N workers, and why it is arranged this way: a spawned process costs
+an interpreter start, the pandas/scikit-learn imports and a model load (~2-3 s of CPU), so
+the parent process is one of the N - it scores range 0 straight into the output's temp file
+while N - 1 spawned processes score the other ranges into part files - and the spawned
+processes start (and load the model) while the parent is still planning. The other parts are
+then appended in range order inside the kernel (``LocalFileSink.append_file``), not copied
+through Python.
 """
 
 from __future__ import annotations
@@ -21,12 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from mlserve.batch.core import BatchOptions
-from mlserve.batch.fanout import merge_reports, score_range_into
+from mlserve.batch.fanout import HeaderThenRange, merge_reports, score_range_into
 from mlserve.batch.job import PREDICTIONS_SUFFIX, REPORT_SUFFIX, build_report
-from mlserve.batch.output import LocalFileSink
+from mlserve.batch.output import LocalFileSink, Sink
+from mlserve.batch.overlap import WriteBehind
 from mlserve.batch.ranges import ByteRange, plan_ranges
 from mlserve.errors import InputError, MlserveError, ModelUnavailableError
 from mlserve.live import load_version, read_pointer
+from mlserve.scoring import LoadedModel
 from mlserve.store import open_store
 
 # Below this much data per worker, extra processes cost more (start-up, model load) than they save.
@@ -50,6 +60,23 @@ class _FileRange:
         return bytes(data)
 
 
+# Models loaded in this (worker) process, by (store, name, version): the warm-up task and
+# the range task of a worker share one load.
+_LOADED: dict[tuple[str, str, str], LoadedModel] = {}
+
+
+def _load_pinned(store_uri: str, pointer: dict[str, Any], cache_dir: str, allow_pickle: bool) -> LoadedModel:
+    key = (store_uri, str(pointer["name"]), str(pointer["version"]))
+    if key not in _LOADED:
+        _LOADED[key] = load_version(open_store(store_uri), pointer, Path(cache_dir), allow_pickle=allow_pickle)
+    return _LOADED[key]
+
+
+def _warm_up(store_uri: str, pointer: dict[str, Any], cache_dir: str, allow_pickle: bool) -> None:
+    """Start a worker (interpreter, imports, model) while the parent still plans the ranges."""
+    _load_pinned(store_uri, pointer, cache_dir, allow_pickle)
+
+
 def _score_local_range(
     input_path: str,
     part_path: str,
@@ -62,14 +89,43 @@ def _score_local_range(
     allow_pickle: bool,
     options: BatchOptions,
 ) -> dict[str, Any]:
-    from mlserve.batch.fanout import HeaderThenRange
+    model = _load_pinned(store_uri, pointer, cache_dir, allow_pickle)
+    part = WriteBehind(LocalFileSink(Path(part_path)))
+    return _score_range_with(input_path, part, header_end, header_lines, item, model, options)
 
-    model = load_version(open_store(store_uri), pointer, Path(cache_dir), allow_pickle=allow_pickle)
+
+def _score_range_with(
+    input_path: str,
+    sink: Sink,
+    header_end: int,
+    header_lines: int,
+    item: dict[str, int],
+    model: LoadedModel,
+    options: BatchOptions,
+) -> dict[str, Any]:
     byte_range = ByteRange.from_dict(item)
     with open(input_path, "rb") as handle:
         header = handle.read(header_end)
         source = HeaderThenRange(header, _FileRange(handle, byte_range.start, byte_range.end))
-        return score_range_into(source, LocalFileSink(Path(part_path)), model, options, byte_range, header_lines)
+        return score_range_into(source, sink, model, options, byte_range, header_lines)
+
+
+class _OutputHead:
+    """The output's own sink, lent to range 0 (scored in the parent): writes go straight into
+    the output's temp file; committing or aborting stays with the parent, which appends the
+    other ranges' parts first (or aborts if any range failed)."""
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+
+    def write(self, data: bytes) -> None:
+        self._sink.write(data)
+
+    def commit(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
 
 
 def score_local_parallel(
@@ -93,15 +149,21 @@ def score_local_parallel(
     pointer = read_pointer(open_store(store_uri), model_name)
     if pointer is None:
         raise ModelUnavailableError(f"model {model_name!r} has no live version in {store_uri}")
-    with open(input_path, "rb") as handle:
-        plan = plan_ranges(handle, max(-(-size // workers), MIN_LOCAL_RANGE_BYTES))
+    processes = max(1, workers - 1)  # the parent scores range 0 itself
     worker_options = dataclasses.replace(options, progress=None)  # callables do not cross processes
     output_path.parent.mkdir(parents=True, exist_ok=True)
     parts_dir = Path(tempfile.mkdtemp(dir=output_path.parent, prefix=f".{output_path.name}.parts."))
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding threads/locks
+    sink = LocalFileSink(output_path)
+    committed = False
     try:
-        part_paths = [parts_dir / f"{r.index:05d}.csv" for r in plan.ranges]
-        context = multiprocessing.get_context("spawn")  # no fork of a process holding threads/locks
-        with ProcessPoolExecutor(max_workers=max(1, min(workers, len(plan.ranges))), mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+            if size > 2 * MIN_LOCAL_RANGE_BYTES:  # else one range: nothing for a worker to do
+                for _ in range(processes):
+                    pool.submit(_warm_up, store_uri, pointer, str(cache), allow_pickle)
+            with open(input_path, "rb") as handle:
+                plan = plan_ranges(handle, max(-(-size // workers), MIN_LOCAL_RANGE_BYTES))
+            part_paths = [parts_dir / f"{r.index:05d}.csv" for r in plan.ranges]
             futures = [
                 pool.submit(
                     _score_local_range,
@@ -116,9 +178,24 @@ def score_local_parallel(
                     allow_pickle,
                     worker_options,
                 )
-                for r, path in zip(plan.ranges, part_paths, strict=True)
+                for r, path in zip(plan.ranges[1:], part_paths[1:], strict=True)
             ]
-            reports = []
+            model = _load_pinned(store_uri, pointer, str(cache), allow_pickle)
+            head = WriteBehind(_OutputHead(sink))
+            reports = [
+                _score_range_with(
+                    str(input_path),
+                    head,
+                    plan.header_end,
+                    plan.header_lines,
+                    plan.ranges[0].to_dict(),
+                    model,
+                    worker_options,
+                )
+            ]
+            head.drain(raise_errors=False)  # range 0's bytes are in the sink (or its report says why not)
+            if options.progress is not None:
+                options.progress(int(reports[0]["rows_read"]), int(reports[0]["bytes_read"]))
             for future in futures:
                 reports.append(future.result())
                 if options.progress is not None:
@@ -141,17 +218,13 @@ def score_local_parallel(
             status, error = "rejected", InputError("the file has a header but no data rows", code="no_rows")
         else:
             status = "succeeded"
-            sink = LocalFileSink(output_path)
-            try:
-                for path in part_paths:
-                    with open(path, "rb") as part:
-                        while block := part.read(8 * 1024 * 1024):
-                            sink.write(block)
-                sink.commit()
-            except BaseException:
-                sink.abort()
-                raise
+            for path in part_paths[1:]:
+                sink.append_file(path)
+            sink.commit()
+            committed = True
     finally:
+        if not committed:
+            sink.abort()
         shutil.rmtree(parts_dir, ignore_errors=True)
     report = build_report(
         status=status,

@@ -97,7 +97,10 @@ def _split(data: bytes, final: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray
     if len(ends):
         starts[0] = 0
         starts[1:] = ends[:-1] + 1
-    fields = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
+    # Commas before each record's end; a record's own count is the difference with the
+    # previous record's (no comma sits on a boundary newline): one search instead of two.
+    commas_before_end = np.searchsorted(commas, ends)
+    fields = np.diff(commas_before_end, prepend=0) + 1
     # Strip the CR of CRLF line ends (only where a newline ended the record).
     ends = ends.copy()
     if len(ends):
