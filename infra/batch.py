@@ -19,10 +19,9 @@ from infra.config import ServingConfig
 from infra.functions import AsyncInvocation, FunctionFactory, ServingFunction
 from infra.model_store import ModelStore, hardened_bucket
 from infra.nag import acknowledge, logical_id_ref
+from mlserve.contract import INCOMING_PREFIX, RESULTS_PREFIX, Env
 
 BATCH_HANDLER = "lambda_batch.handler.handler"
-INCOMING_PREFIX = "incoming/"
-RESULTS_PREFIX = "results/"
 SUFFIXES = (".csv", ".csv.gz")
 # Lambda drops an async event older than this; a longer outage leaves it in the DLQ.
 MAX_EVENT_AGE = Duration.hours(6)
@@ -86,13 +85,13 @@ class BatchScoring(Construct):
             settings=config.batch_function,
             description="mlserve batch scoring: incoming/*.csv[.gz] -> results/",
             extra_environment={
-                "MLSERVE_RESULTS_PREFIX": results_prefix,
-                "MLSERVE_BATCH_PROBABILITIES": "true" if config.batch_probabilities else "false",
-                "MLSERVE_BATCH_MAX_BYTES": str(config.batch_max_bytes),
-                "MLSERVE_BATCH_MAX_RECORD_BYTES": str(config.batch_max_record_bytes),
-                "MLSERVE_BATCH_MAX_COLUMNS": str(config.batch_max_columns),
-                "MLSERVE_BATCH_MAX_DECOMPRESSION_RATIO": f"{config.batch_max_decompression_ratio:g}",
-                "MLSERVE_BATCH_ESCAPE_FORMULAS": "true" if config.batch_escape_formulas else "false",
+                Env.RESULTS_PREFIX: results_prefix,
+                Env.BATCH_PROBABILITIES: "true" if config.batch_probabilities else "false",
+                Env.BATCH_MAX_BYTES: str(config.batch_max_bytes),
+                Env.BATCH_MAX_RECORD_BYTES: str(config.batch_max_record_bytes),
+                Env.BATCH_MAX_COLUMNS: str(config.batch_max_columns),
+                Env.BATCH_MAX_DECOMPRESSION_RATIO: f"{config.batch_max_decompression_ratio:g}",
+                Env.BATCH_ESCAPE_FORMULAS: "true" if config.batch_escape_formulas else "false",
             },
             asynchronous=AsyncInvocation(
                 retry_attempts=config.batch_retry_attempts,

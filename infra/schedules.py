@@ -24,6 +24,7 @@ from infra.config import ServingConfig
 from infra.functions import AsyncInvocation, FunctionFactory, ServingFunction
 from infra.model_store import ModelStore
 from infra.nag import acknowledge, logical_id_ref
+from mlserve.contract import Env
 
 SCHEDULED_HANDLER = "lambda_batch.scheduled.handler"
 
@@ -52,12 +53,12 @@ class ScheduledScoring(Construct):
             settings=config.scheduled_function,
             description="mlserve scheduled batch: CSVs without results for the live version -> results/",
             extra_environment={
-                "MLSERVE_BATCH_BUCKET": batch.bucket.bucket_name,
-                "MLSERVE_RESULTS_PREFIX": results_prefix,
-                "MLSERVE_BATCH_PROBABILITIES": "true" if config.batch_probabilities else "false",
-                "MLSERVE_SCHEDULES": json.dumps(prefixes, sort_keys=True),
-                "MLSERVE_SCHEDULE_MAX_FILES": str(config.schedule_max_files),
-                "MLSERVE_SCHEDULE_STOP_MARGIN_SECONDS": str(config.schedule_stop_margin_seconds),
+                Env.BATCH_BUCKET: batch.bucket.bucket_name,
+                Env.RESULTS_PREFIX: results_prefix,
+                Env.BATCH_PROBABILITIES: "true" if config.batch_probabilities else "false",
+                Env.SCHEDULES: json.dumps(prefixes, sort_keys=True),
+                Env.SCHEDULE_MAX_FILES: str(config.schedule_max_files),
+                Env.SCHEDULE_STOP_MARGIN_SECONDS: str(config.schedule_stop_margin_seconds),
             },
             # Scheduler invokes asynchronously: a failed run (summary written, then raised) is
             # retried by Lambda, which scores only what is still missing; then the DLQ.

@@ -25,6 +25,7 @@ from mlserve.batch.fanout import (
     score_range,
 )
 from mlserve.config import Settings, env_number
+from mlserve.contract import Env
 from mlserve.live import load_version, read_pointer
 from mlserve.observability import lambda_entry
 from mlserve.scoring import LoadedModel
@@ -76,7 +77,7 @@ def reset() -> None:
 
 
 def _plan(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    range_bytes = int(env_number("MLSERVE_FANOUT_RANGE_BYTES", DEFAULT_RANGE_BYTES, minimum=MIN_RANGE_BYTES))
+    range_bytes = int(env_number(Env.FANOUT_RANGE_BYTES, DEFAULT_RANGE_BYTES, minimum=MIN_RANGE_BYTES))
     pointer = read_pointer(_store(), _settings().model_name)
     return plan_file(_s3(), event, pointer, results_prefix=_settings().results_prefix, range_bytes=range_bytes)
 

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from mlserve.contract import Env
 from mlserve.errors import MlserveError
 
 if TYPE_CHECKING:
@@ -59,7 +60,8 @@ def _set_in_registry(args: argparse.Namespace, version: str) -> None:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from mlserve.promotion.events import MODEL_PROMOTED, MODEL_PROMOTION_FORCED, ModelPromoted, put_event
+    from mlserve.contract import MODEL_PROMOTED, MODEL_PROMOTION_FORCED
+    from mlserve.promotion.events import ModelPromoted, put_event
 
     tracking_uri = _tracking_uri(args)
     if not args.no_registry:
@@ -176,14 +178,14 @@ def _status(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    os.environ["MLSERVE_STORE"] = args.store
-    os.environ["MLSERVE_MODEL_NAME"] = args.name
+    os.environ[Env.STORE] = args.store
+    os.environ[Env.MODEL_NAME] = args.name
     # A server handles concurrent requests: score them in worker threads.
-    os.environ.setdefault("MLSERVE_SCORE_IN_THREADS", "true")
+    os.environ.setdefault(Env.SCORE_IN_THREADS, "true")
     if args.refresh_seconds is not None:
-        os.environ["MLSERVE_REFRESH_SECONDS"] = str(args.refresh_seconds)
+        os.environ[Env.REFRESH_SECONDS] = str(args.refresh_seconds)
     if args.allow_pickle:
-        os.environ["MLSERVE_ALLOW_PICKLE"] = "true"
+        os.environ[Env.ALLOW_PICKLE] = "true"
     from lambda_api.app import create_app
 
     uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info", access_log=False)
@@ -229,7 +231,7 @@ def _score(args: argparse.Namespace) -> int:
         max_listed=args.max_listed,
         progress=progress,
         limits=BatchLimits.from_env(),  # the same MLSERVE_BATCH_* bounds as the batch Lambda
-        escape_formulas=env_bool("MLSERVE_BATCH_ESCAPE_FORMULAS", False),
+        escape_formulas=env_bool(Env.BATCH_ESCAPE_FORMULAS, False),
     )
     live = LiveModel(
         open_store(args.store),
@@ -360,12 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("name")
     promote.add_argument("version")
     promote.add_argument("--stage", action="store_true", help="use the legacy Production stage, not the alias")
-    promote.add_argument("--alias", default=os.environ.get("MLSERVE_REGISTRY_ALIAS", "champion"))
+    promote.add_argument("--alias", default=os.environ.get(Env.REGISTRY_ALIAS, "champion"))
     promote.add_argument("--tracking-uri", help="MLflow registry (default: MLFLOW_TRACKING_URI)")
     promote.add_argument("--no-registry", action="store_true", help="do not touch the registry, only send the event")
-    promote.add_argument(
-        "--bus", default=os.environ.get("MLSERVE_EVENT_BUS"), help="EventBridge bus to put the event on"
-    )
+    promote.add_argument("--bus", default=os.environ.get(Env.EVENT_BUS), help="EventBridge bus to put the event on")
     promote.add_argument("--store", help="also redeploy in-process into this store (local, no AWS)")
     promote.add_argument("--artifact-uri", help="where the model directory is (default: ask the registry)")
     promote.add_argument("--force", action="store_true", help="accept a breaking signature change")
@@ -377,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("name")
     rollback.add_argument("--to", help="a version deployed successfully before (default: the previous one)")
     rollback.add_argument("--store", required=True)
-    rollback.add_argument("--alias", default=os.environ.get("MLSERVE_REGISTRY_ALIAS", "champion"))
+    rollback.add_argument("--alias", default=os.environ.get(Env.REGISTRY_ALIAS, "champion"))
     rollback.add_argument("--stage", action="store_true", help="move the legacy Production stage instead")
     rollback.add_argument("--tracking-uri", help="also move the alias there (default: MLFLOW_TRACKING_URI)")
     rollback.add_argument("--no-registry", action="store_true")

@@ -7,6 +7,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlserve.contract import RESULTS_PREFIX, Env
 from mlserve.errors import MlserveError
 from mlserve.schema import DEFAULT_MAX_ROWS
 
@@ -48,26 +49,26 @@ class Settings:
     max_body_bytes: int = 6 * 1024 * 1024
     allow_pickle: bool = False
     cache_dir: Path = Path(tempfile.gettempdir()) / "mlserve"
-    results_prefix: str = "results/"
+    results_prefix: str = RESULTS_PREFIX
     # Score in a worker thread so a multi-request server (uvicorn) overlaps numpy work on
     # other cores; off in Lambda, where a sandbox serves one request at a time.
     score_in_threads: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
-        store = os.environ.get("MLSERVE_STORE", "").strip()
-        name = os.environ.get("MLSERVE_MODEL_NAME", "").strip()
-        missing = [var for var, value in (("MLSERVE_STORE", store), ("MLSERVE_MODEL_NAME", name)) if not value]
+        store = os.environ.get(Env.STORE, "").strip()
+        name = os.environ.get(Env.MODEL_NAME, "").strip()
+        missing = [var for var, value in ((Env.STORE, store), (Env.MODEL_NAME, name)) if not value]
         if missing:
             raise MlserveError(f"missing required setting(s): {', '.join(missing)}", code="bad_config")
         return cls(
             store_uri=store,
             model_name=name,
-            refresh_seconds=env_number("MLSERVE_REFRESH_SECONDS", 15.0),
-            max_rows=int(env_number("MLSERVE_MAX_ROWS", DEFAULT_MAX_ROWS, minimum=1)),
-            max_body_bytes=int(env_number("MLSERVE_MAX_BODY_BYTES", 6 * 1024 * 1024, minimum=1)),
-            allow_pickle=env_bool("MLSERVE_ALLOW_PICKLE", False),
-            cache_dir=Path(os.environ.get("MLSERVE_CACHE_DIR") or Path(tempfile.gettempdir()) / "mlserve"),
-            results_prefix=os.environ.get("MLSERVE_RESULTS_PREFIX", "results/") or "results/",
-            score_in_threads=env_bool("MLSERVE_SCORE_IN_THREADS", False),
+            refresh_seconds=env_number(Env.REFRESH_SECONDS, 15.0),
+            max_rows=int(env_number(Env.MAX_ROWS, DEFAULT_MAX_ROWS, minimum=1)),
+            max_body_bytes=int(env_number(Env.MAX_BODY_BYTES, 6 * 1024 * 1024, minimum=1)),
+            allow_pickle=env_bool(Env.ALLOW_PICKLE, False),
+            cache_dir=Path(os.environ.get(Env.CACHE_DIR) or Path(tempfile.gettempdir()) / "mlserve"),
+            results_prefix=os.environ.get(Env.RESULTS_PREFIX, RESULTS_PREFIX) or RESULTS_PREFIX,
+            score_in_threads=env_bool(Env.SCORE_IN_THREADS, False),
         )

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 import orjson
 
+from mlserve.contract import Env
 from mlserve.errors import ErrorDetail, InputError
 from mlserve.schema import ValidatedRows
 from mlserve.scoring import LoadedModel, predict_rows
@@ -458,9 +459,9 @@ class StreamRuntime:
 
         session = session or boto3.session.Session()
         settings = Settings.from_env()
-        kind = os.environ.get("MLSERVE_STREAM_OUTPUT", "kinesis")
-        target = os.environ.get("MLSERVE_STREAM_OUTPUT_NAME", "")
-        queue_url = os.environ.get("MLSERVE_STREAM_FAILURE_QUEUE_URL", "")
+        kind = os.environ.get(Env.STREAM_OUTPUT, "kinesis")
+        target = os.environ.get(Env.STREAM_OUTPUT_NAME, "")
+        queue_url = os.environ.get(Env.STREAM_FAILURE_QUEUE_URL, "")
         if kind not in OUTPUT_KINDS:
             raise MlserveError(f"MLSERVE_STREAM_OUTPUT={kind!r} must be kinesis or firehose", code="bad_config")
         if not target or not queue_url:

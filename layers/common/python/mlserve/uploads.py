@@ -31,16 +31,20 @@ from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
 from mlserve.config import Settings, env_number
+from mlserve.contract import (
+    INCOMING_PREFIX,
+    PREDICTIONS_SUFFIX,
+    REPORT_SUFFIX,
+    RESULTS_PREFIX,
+    SUMMARY_SUFFIX,
+    Env,
+)
+from mlserve.contract import UPLOAD_SLOTS_PREFIX as JOBS_PREFIX
 from mlserve.errors import ErrorDetail, InputError
 from mlserve.store import LocalStore, ModelStore, S3Store
 
 logger = logging.getLogger(__name__)
 
-INCOMING_PREFIX = "incoming/"
-JOBS_PREFIX = "ui-jobs/"  # local mode only: one small JSON per upload slot handed out
-PREDICTIONS_SUFFIX = ".predictions.csv"
-REPORT_SUFFIX = ".report.json"
-SUMMARY_SUFFIX = ".summary.json"  # the job page's summary, cached beside the report
 DEFAULT_UPLOAD_MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_URL_SECONDS = 900
 # The presigned POST only has to outlive the browser starting its upload (S3 checks the
@@ -69,7 +73,7 @@ class UploadSettings:
 
     store_uri: str
     batch_bucket: str | None
-    results_prefix: str = "results/"
+    results_prefix: str = RESULTS_PREFIX
     max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES
     url_seconds: int = DEFAULT_URL_SECONDS
     post_seconds: int = DEFAULT_POST_SECONDS
@@ -78,11 +82,11 @@ class UploadSettings:
     def from_env(cls, settings: Settings) -> UploadSettings:
         return cls(
             store_uri=settings.store_uri,
-            batch_bucket=(os.environ.get("MLSERVE_BATCH_BUCKET") or "").strip() or None,
+            batch_bucket=(os.environ.get(Env.BATCH_BUCKET) or "").strip() or None,
             results_prefix=settings.results_prefix,
-            max_bytes=int(env_number("MLSERVE_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES, minimum=1)),
-            url_seconds=int(env_number("MLSERVE_UPLOAD_URL_SECONDS", DEFAULT_URL_SECONDS, minimum=60)),
-            post_seconds=int(env_number("MLSERVE_UPLOAD_POST_SECONDS", DEFAULT_POST_SECONDS, minimum=10)),
+            max_bytes=int(env_number(Env.UPLOAD_MAX_BYTES, DEFAULT_UPLOAD_MAX_BYTES, minimum=1)),
+            url_seconds=int(env_number(Env.UPLOAD_URL_SECONDS, DEFAULT_URL_SECONDS, minimum=60)),
+            post_seconds=int(env_number(Env.UPLOAD_POST_SECONDS, DEFAULT_POST_SECONDS, minimum=10)),
         )
 
     @property
@@ -98,7 +102,7 @@ class UploadSettings:
 
 def auth_mode() -> str:
     """How callers authenticate (set by the stack from the cdk.json `auth` context)."""
-    mode = (os.environ.get("MLSERVE_AUTH") or "none").strip().lower().replace("-", "_")
+    mode = (os.environ.get(Env.AUTH) or "none").strip().lower().replace("-", "_")
     return mode if mode in AUTH_MODES else "none"
 
 
@@ -276,10 +280,10 @@ def regional_s3_endpoint(region: str) -> str:
 def upload_origin() -> str | None:
     """The origin browsers POST uploads to: `MLSERVE_UPLOAD_ORIGIN` (set by the stack from
     the bucket's regional domain name), else derived from the bucket and region."""
-    explicit = (os.environ.get("MLSERVE_UPLOAD_ORIGIN") or "").strip().rstrip("/")
+    explicit = (os.environ.get(Env.UPLOAD_ORIGIN) or "").strip().rstrip("/")
     if explicit:
         return explicit
-    bucket = (os.environ.get("MLSERVE_BATCH_BUCKET") or "").strip()
+    bucket = (os.environ.get(Env.BATCH_BUCKET) or "").strip()
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if not bucket or not region or s3_endpoint():
         return None

@@ -19,21 +19,19 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from mlserve.contract import (
+    MODEL_PROMOTED,
+    MODEL_PROMOTION_FORCED,
+    REGISTRY_EVENT_SOURCE,
+    SAGEMAKER_DETAIL_TYPE,
+    SAGEMAKER_SOURCE,
+)
 from mlserve.errors import MlserveError
 from mlserve.safe_paths import UnsafeNameError, check_model_name, check_version
 
 logger = logging.getLogger(__name__)
 
-EVENT_SOURCE = "mlserve.registry"
-MODEL_PROMOTED = "ModelPromoted"
-# The same detail, but `force` (accept a breaking signature) is honoured. The bus policy lets
-# only the principals in context `force_promoters` put this detail-type (docs/security.md):
-# EventBridge events carry no reliable caller identity, so the detail-type is the proof.
-MODEL_PROMOTION_FORCED = "ModelPromotionForced"
-MODEL_DEPLOYED = "ModelDeployed"
-MODEL_DEPLOYMENT_FAILED = "ModelDeploymentFailed"
-SAGEMAKER_SOURCE = "aws.sagemaker"
-SAGEMAKER_DETAIL_TYPE = "SageMaker Model Package State Change"
+EVENT_SOURCE = REGISTRY_EVENT_SOURCE
 
 SOURCES = ("mlflow-alias", "mlflow-stage", "cli", "sagemaker")
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from mlserve.contract import Env
 from mlserve.errors import MlserveError
 from mlserve.safe_paths import UnsafePathError, contained_path
 
@@ -64,7 +65,7 @@ class VersionInfo:
         )
 
 
-TOKEN_SECRET_ENV = "MLSERVE_MLFLOW_TOKEN_SECRET_ARN"
+TOKEN_SECRET_ENV = Env.MLFLOW_TOKEN_SECRET_ARN
 
 
 def token_from_secret(secret_id: str, client: Any = None) -> str:

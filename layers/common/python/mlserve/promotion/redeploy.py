@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from mlserve.config import env_bool
+from mlserve.contract import MODEL_DEPLOYED, MODEL_DEPLOYMENT_FAILED, Env
 from mlserve.errors import MlserveError, StagingError
 from mlserve.live import read_pointer
 from mlserve.observability import clear_model_keys, record_redeploy, set_model_keys
 from mlserve.promotion.events import (
-    MODEL_DEPLOYED,
-    MODEL_DEPLOYMENT_FAILED,
     EventError,
     ModelPromoted,
     outcome_detail,
@@ -86,26 +85,21 @@ class RedeployConfig:
 
     @classmethod
     def from_env(cls) -> RedeployConfig:
-        names = {
-            n.strip()
-            for n in os.environ.get("MLSERVE_MODEL_NAMES", os.environ.get("MLSERVE_MODEL_NAME", "")).split(",")
-        }
-        store = os.environ.get("MLSERVE_STORE", "").strip()
+        names = {n.strip() for n in os.environ.get(Env.MODEL_NAMES, os.environ.get(Env.MODEL_NAME, "")).split(",")}
+        store = os.environ.get(Env.STORE, "").strip()
         if not store:
             raise MlserveError("missing required setting MLSERVE_STORE", code="bad_config")
         return cls(
             store_uri=store,
-            bus=os.environ.get("MLSERVE_EVENT_BUS") or None,
-            registry_uri=os.environ.get("MLSERVE_MLFLOW_TRACKING_URI") or os.environ.get("MLFLOW_TRACKING_URI") or None,
-            alias=os.environ.get("MLSERVE_REGISTRY_ALIAS", "champion") or "champion",
-            stage=os.environ.get("MLSERVE_PROMOTION_STAGE", "Production") or "Production",
+            bus=os.environ.get(Env.EVENT_BUS) or None,
+            registry_uri=os.environ.get(Env.MLFLOW_TRACKING_URI) or os.environ.get("MLFLOW_TRACKING_URI") or None,
+            alias=os.environ.get(Env.REGISTRY_ALIAS, "champion") or "champion",
+            stage=os.environ.get(Env.PROMOTION_STAGE, "Production") or "Production",
             model_names=frozenset(n for n in names if n),
-            allow_pickle=env_bool("MLSERVE_ALLOW_PICKLE", False),
-            sagemaker_package_group=os.environ.get("MLSERVE_SAGEMAKER_PACKAGE_GROUP") or None,
-            sagemaker_model_name=os.environ.get("MLSERVE_SAGEMAKER_MODEL_NAME")
-            or os.environ.get("MLSERVE_MODEL_NAME")
-            or None,
-            work_dir=Path(os.environ.get("MLSERVE_CACHE_DIR") or tempfile.gettempdir()) / "mlserve-redeploy",
+            allow_pickle=env_bool(Env.ALLOW_PICKLE, False),
+            sagemaker_package_group=os.environ.get(Env.SAGEMAKER_PACKAGE_GROUP) or None,
+            sagemaker_model_name=os.environ.get(Env.SAGEMAKER_MODEL_NAME) or os.environ.get(Env.MODEL_NAME) or None,
+            work_dir=Path(os.environ.get(Env.CACHE_DIR) or tempfile.gettempdir()) / "mlserve-redeploy",
             artifact_locations=ArtifactPolicy.from_env(None).locations,
         )
 

@@ -24,8 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mlserve.contract import MODEL_PROMOTED
 from mlserve.observability import clear_model_keys, record_webhook_delivery, set_model_keys
-from mlserve.promotion.events import MODEL_PROMOTED, ModelPromoted, put_event, utc_now
+from mlserve.promotion.events import ModelPromoted, put_event, utc_now
 from mlserve.safe_paths import UnsafeNameError, check_model_name, check_version
 
 logger = logging.getLogger(__name__)
