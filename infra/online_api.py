@@ -19,9 +19,6 @@ from mlserve.contract import INCOMING_PREFIX, Env
 API_HANDLER = "lambda_api.handler.handler"
 LIVE_ALIAS = "live"
 STAGE_NAME = "v1"
-# The web page and its assets carry no data; a browser cannot add an x-api-key header when
-# it navigates, so with auth=api_key these GET methods are key-free (docs/ui.md).
-PUBLIC_PAGE_PATHS = ("/", "/ui", "/ui/static/{name}", "/ui/config")
 
 
 # The webhook route, as a stage method-settings key (resource path + HTTP method).

@@ -26,6 +26,7 @@ from mlserve.batch.fanout import (
 )
 from mlserve.config import Settings, env_number
 from mlserve.contract import Env
+from mlserve.lambda_runtime import time_left_of
 from mlserve.live import load_version, read_pointer
 from mlserve.observability import lambda_entry
 from mlserve.scoring import LoadedModel
@@ -83,12 +84,6 @@ def _plan(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
 
 def _range(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    time_left = None
-    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
-
-        def time_left() -> float:
-            return float(context.get_remaining_time_in_millis()) / 1000.0
-
     return score_range(
         _s3(),
         event["bucket"],
@@ -96,7 +91,7 @@ def _range(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         event["range"],
         _load_pinned,
         BatchOptions.from_env(),
-        time_left=time_left,
+        time_left=time_left_of(context),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -15,6 +16,9 @@ from mlserve.errors import MlserveError
 
 if TYPE_CHECKING:
     from mlserve.promotion.redeploy import Redeployer
+
+# `mlserve serve` runs the API's app factory (it takes the settings; nothing edits os.environ).
+API_APP_FACTORY = "lambda_api.app:create_app"
 
 
 def _publish(args: argparse.Namespace) -> int:
@@ -113,6 +117,7 @@ def _local_redeployer(args: argparse.Namespace, tracking_uri: str | None) -> Red
     # A file/sqlite registry has no REST API: use the mlflow client for lookups and downloads.
     from mlflow import MlflowClient
 
+    from mlserve.promotion.target import MlflowClientLookup, current_target
     from mlserve.registry import resolve_model_uri
 
     client = MlflowClient(tracking_uri=tracking_uri)
@@ -120,10 +125,7 @@ def _local_redeployer(args: argparse.Namespace, tracking_uri: str | None) -> Red
     def target(promotion: ModelPromoted) -> str | None:
         if tracking_uri is None or args.no_registry:
             return None
-        if promotion.source == "mlflow-stage":
-            latest = client.get_latest_versions(promotion.model_name, stages=["Production"])
-            return str(max(int(v.version) for v in latest)) if latest else ""
-        return str(client.get_model_version_by_alias(promotion.model_name, promotion.alias or args.alias).version)
+        return current_target(MlflowClientLookup(client), promotion, alias=args.alias, stage="Production")
 
     def resolve(promotion: ModelPromoted, dest: Path) -> Resolved:
         uri = promotion.artifact_uri or f"models:/{promotion.model_name}/{promotion.version}"
@@ -178,17 +180,20 @@ def _status(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    os.environ[Env.STORE] = args.store
-    os.environ[Env.MODEL_NAME] = args.name
-    # A server handles concurrent requests: score them in worker threads.
-    os.environ.setdefault(Env.SCORE_IN_THREADS, "true")
-    if args.refresh_seconds is not None:
-        os.environ[Env.REFRESH_SECONDS] = str(args.refresh_seconds)
-    if args.allow_pickle:
-        os.environ[Env.ALLOW_PICKLE] = "true"
-    from lambda_api.app import create_app
+    from mlserve.config import Settings, env_bool
 
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info", access_log=False)
+    settings = Settings.from_env(
+        store_uri=args.store,
+        model_name=args.name,
+        # A server handles concurrent requests: score them in worker threads.
+        score_in_threads=env_bool(Env.SCORE_IN_THREADS, True),
+        refresh_seconds=args.refresh_seconds,
+        allow_pickle=True if args.allow_pickle else None,
+    )
+    # The app is the API's (lambda_api), found by name: the shared package does not import it.
+    module_name, _, factory_name = API_APP_FACTORY.partition(":")
+    create_app = getattr(importlib.import_module(module_name), factory_name)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", access_log=False)
     return 0
 
 
@@ -201,9 +206,8 @@ def _score(args: argparse.Namespace) -> int:
     from mlserve.batch.job import score_local
     from mlserve.batch.limits import BatchLimits
     from mlserve.batch.reader import is_gzip_file
-    from mlserve.config import env_bool
-    from mlserve.live import LiveModel
-    from mlserve.store import open_store
+    from mlserve.config import Settings, env_bool
+    from mlserve.live import build_live_model
 
     source = Path(args.input)
     if not source.is_file():
@@ -233,12 +237,13 @@ def _score(args: argparse.Namespace) -> int:
         limits=BatchLimits.from_env(),  # the same MLSERVE_BATCH_* bounds as the batch Lambda
         escape_formulas=env_bool(Env.BATCH_ESCAPE_FORMULAS, False),
     )
-    live = LiveModel(
-        open_store(args.store),
-        args.name,
+    settings = Settings(
+        store_uri=args.store,
+        model_name=args.name,
         allow_pickle=args.allow_pickle,
         cache_dir=Path(tempfile.gettempdir()) / "mlserve",
     )
+    live = build_live_model(settings, on_swap=None)
     if args.workers > 1 and not gzipped:
         # The fan-out's range splitting, in processes (gzip is not splittable: one worker).
         from mlserve.batch.parallel import score_local_parallel

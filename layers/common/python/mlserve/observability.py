@@ -24,7 +24,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
@@ -64,11 +64,6 @@ _own_log = logging.getLogger(__name__)
 # Redeploy and webhook metrics are flushed at once (``single_metric``, own dimensions), so the
 # handler-level flush often has nothing left: that is expected, not worth a warning per container.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
-
-
-class TracerLike(Protocol):
-    def capture_lambda_handler(self, lambda_handler: Any = None, **kwargs: Any) -> Any: ...
-    def capture_method(self, method: Any = None, **kwargs: Any) -> Any: ...
 
 
 class NoOpTracer:

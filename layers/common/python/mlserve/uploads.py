@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import unquote, urlparse
 
 from mlserve.config import Settings, env_number
 from mlserve.contract import (
@@ -327,7 +327,7 @@ async def receive_local_upload(
         )
     if declared_length and declared_length.isdigit() and int(declared_length) > settings.max_bytes:
         raise too_large(int(declared_length), settings.max_bytes)
-    target = area._path(slot["key"])
+    target = area.local_path(slot["key"])
     if target.exists():
         raise InputError(f"job {job_id} already has its file", code="already_uploaded", status=409)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -358,11 +358,11 @@ def score_local_upload(settings: UploadSettings, job_id: str, live: Any) -> dict
         raise InputError(f"job {job_id} has no uploaded file", code="job_not_found", status=404)
     key = keys[0]
     relative = key[len(INCOMING_PREFIX) :]
-    output = area._path(f"{results_prefix(settings)}{relative}{PREDICTIONS_SUFFIX}")
+    output = area.local_path(f"{results_prefix(settings)}{relative}{PREDICTIONS_SUFFIX}")
     from mlserve.batch.core import BatchOptions
     from mlserve.batch.job import score_local
 
-    return score_local(area._path(key), output, live, BatchOptions.from_env())
+    return score_local(area.local_path(key), output, live, BatchOptions.from_env())
 
 
 def score_local_upload_safely(settings: UploadSettings, job_id: str, live: Any) -> None:
@@ -372,27 +372,15 @@ def score_local_upload_safely(settings: UploadSettings, job_id: str, live: Any) 
         score_local_upload(settings, job_id, live)
     except Exception as exc:
         logger.exception("scoring local upload %s failed", job_id)
+        from mlserve.batch.job import build_report
+
         area = LocalStore(settings.local_root)
         keys = list(area.list_keys(f"{INCOMING_PREFIX}{job_id}/"))
         relative = keys[0][len(INCOMING_PREFIX) :] if keys else f"{job_id}/upload.csv"
-        now = datetime.now(UTC).isoformat()
-        report: dict[str, Any] = {
-            "status": "failed",
-            "error": {
-                "code": getattr(exc, "code", type(exc).__name__),
-                "message": getattr(exc, "message", None) or str(exc) or type(exc).__name__,
-            },
-            "input": {"key": keys[0] if keys else None},
-            "predictions": None,
-            "model": None,
-            "rows_read": 0,
-            "rows_scored": 0,
-            "rows_rejected": 0,
-            "rejected_by_reason": {},
-            "rejected_rows": [],
-            "started_at": now,
-            "ended_at": now,
-        }
+        now = time.time()
+        report = build_report(
+            status="failed", source={"key": keys[0] if keys else None}, started=now, ended=now, model=None, error=exc
+        )
         area.write_bytes(f"{results_prefix(settings)}{relative}{REPORT_SUFFIX}", json.dumps(report, indent=1).encode())
 
 
@@ -401,7 +389,7 @@ def local_download_path(settings: UploadSettings, job_id: str) -> tuple[Path, st
     key = _find_result(area, settings, check_job_id(job_id), PREDICTIONS_SUFFIX)
     if key is None:
         raise InputError(f"job {job_id} has no predictions (yet)", code="job_not_found", status=404)
-    return area._path(key), key.rsplit("/", 1)[-1]
+    return area.local_path(key), key.rsplit("/", 1)[-1]
 
 
 # --- job status -----------------------------------------------------------------------
@@ -465,31 +453,20 @@ def cached_summary(area: ModelStore, settings: UploadSettings, report_key: str, 
 
 
 def download_url(settings: UploadSettings, area: ModelStore, job_id: str, key: str) -> str:
-    if settings.local or not isinstance(area, S3Store):
-        return f"batch/jobs/{job_id}/download"
-    filename = key.rsplit("/", 1)[-1]
-    url: str = area.client.generate_presigned_url(
-        "get_object",
-        Params={
-            "Bucket": area.bucket,
-            "Key": area.prefix + key,
-            "ResponseContentDisposition": f"attachment; filename*=UTF-8''{quote(filename)}",
-            "ResponseContentType": "text/csv; charset=utf-8",
-        },
-        ExpiresIn=settings.url_seconds,
-    )
-    return url
+    url = None
+    if not settings.local:
+        url = area.presign_get(
+            key,
+            filename=key.rsplit("/", 1)[-1],
+            content_type="text/csv; charset=utf-8",
+            expires_in=settings.url_seconds,
+        )
+    return url or f"batch/jobs/{job_id}/download"
 
 
 def read_head(area: ModelStore, key: str, limit: int) -> bytes:
     """The first `limit` bytes of an object, without reading the rest."""
-    if isinstance(area, S3Store):
-        response = area.client.get_object(Bucket=area.bucket, Key=area.prefix + key, Range=f"bytes=0-{limit - 1}")
-        return bytes(response["Body"].read())
-    if isinstance(area, LocalStore):
-        with open(area._path(key), "rb") as handle:
-            return handle.read(limit)
-    return area.read_bytes(key)[:limit]
+    return area.read_range(key, 0, limit)
 
 
 def _complete_lines(data: bytes) -> str:

@@ -131,7 +131,7 @@ def build_report(
     }
     if error is not None:
         code = error.code if isinstance(error, MlserveError) else type(error).__name__
-        message = error.message if isinstance(error, MlserveError) else str(error)
+        message = (error.message if isinstance(error, MlserveError) else str(error)) or type(error).__name__
         report["error"] = {"code": code, "message": message}
     return report
 

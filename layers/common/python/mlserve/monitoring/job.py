@@ -41,7 +41,7 @@ from mlserve.monitoring.profile import (
     column_kind,
 )
 from mlserve.monitoring.report import render_html
-from mlserve.store import LocalStore, ModelStore, S3Store, open_store, version_prefix
+from mlserve.store import ModelStore, open_store, version_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -106,19 +106,7 @@ class DriftJobSettings:
 
 def objects_since(store: ModelStore, prefix: str, since: datetime) -> Iterator[str]:
     """Keys under ``prefix`` written at or after ``since`` (S3 LastModified / file mtime)."""
-    if isinstance(store, S3Store):
-        paginator = store.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=store.bucket, Prefix=store.prefix + prefix):
-            for item in page.get("Contents", []):
-                if item["LastModified"] >= since:
-                    yield str(item["Key"])[len(store.prefix) :]
-    elif isinstance(store, LocalStore):
-        for key in store.list_keys(prefix):
-            path = store.root / key
-            if datetime.fromtimestamp(path.stat().st_mtime, UTC) >= since:
-                yield key
-    else:  # pragma: no cover - only two stores exist
-        yield from store.list_keys(prefix)
+    return store.keys_modified_since(prefix, since)
 
 
 def _decompressed(data: bytes) -> bytes:

@@ -35,6 +35,7 @@ from mlserve.promotion.events import (
     put_event,
 )
 from mlserve.promotion.mlflow_rest import MlflowRest, RegistryError, download_model
+from mlserve.promotion.target import current_target
 from mlserve.promotion.trust import ArtifactPolicy, SageMakerRegistry
 from mlserve.publish import StageRequest, deployment_id, stage_and_activate, utc_now, write_manifest
 from mlserve.store import ModelStore, open_store
@@ -136,14 +137,16 @@ class RestRegistry:
         self.s3_client = s3_client
         self.policy = policy or ArtifactPolicy(registry_uri=rest.base)
 
+    def version_by_alias(self, name: str, alias: str) -> str | None:
+        info = self.rest.version_by_alias(name, alias)
+        return info.version if info else None
+
+    def latest_in_stage(self, name: str, stage: str) -> str | None:
+        latest = self.rest.latest_in_stage(name, stage)
+        return latest.version if latest else None
+
     def current_target(self, promotion: ModelPromoted) -> str | None:
-        if promotion.source == "mlflow-stage":
-            latest = self.rest.latest_in_stage(promotion.model_name, promotion.stage or self.stage)
-            return latest.version if latest else ""
-        if promotion.source in ("mlflow-alias", "cli"):
-            info = self.rest.version_by_alias(promotion.model_name, promotion.alias or self.alias)
-            return info.version if info else ""
-        return None
+        return current_target(self, promotion, alias=self.alias, stage=self.stage)
 
     def resolve(self, promotion: ModelPromoted, dest: Path) -> Resolved:
         # The artifact is whatever the registry says for this version (never the event's

@@ -61,25 +61,6 @@ class DeliveryLedger(Protocol):
         """Forget a claim (the event could not be forwarded; MLflow will retry it)."""
 
 
-class MemoryLedger:
-    """For local runs and tests; per-process only."""
-
-    def __init__(self) -> None:
-        self._seen: set[str] = set()
-        self._lock = threading.Lock()
-
-    def claim(self, delivery_id: str) -> bool:
-        with self._lock:
-            if delivery_id in self._seen:
-                return False
-            self._seen.add(delivery_id)
-            return True
-
-    def release(self, delivery_id: str) -> None:
-        with self._lock:
-            self._seen.discard(delivery_id)
-
-
 class DynamoLedger:
     """A conditional put per delivery id; items expire (TTL attribute `expires_at`) well
     after the 5-minute replay window."""
