@@ -17,12 +17,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlparse
 
 from mlserve.checksums import CACHE_MARKER
 from mlserve.errors import StoreError
 from mlserve.safe_paths import check_model_name, check_version, contained_path
+
+if TYPE_CHECKING:  # boto3-stubs (dev only): the runtime never imports them
+    from mypy_boto3_s3 import S3Client
 
 
 def version_prefix(name: str, version: str) -> str:
@@ -106,7 +109,7 @@ class ModelStore(ABC):
         """Keys under `prefix` written at or after `since`."""
         raise NotImplementedError
 
-    def reconnected(self, s3_client: Any = None) -> ModelStore:
+    def reconnected(self, s3_client: S3Client | None = None) -> ModelStore:
         """The same store with fresh clients (after a SnapStart restore); itself when it has none."""
         return self
 
@@ -223,14 +226,14 @@ class LocalStore(ModelStore):
 
 
 class S3Store(ModelStore):
-    def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
+    def __init__(self, bucket: str, prefix: str = "", client: S3Client | None = None) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
         self._client = client
 
     @property
-    def client(self) -> Any:
+    def client(self) -> S3Client:
         # Created lazily so that importing mlserve never costs a boto3 client.
         if self._client is None:
             import boto3
@@ -267,7 +270,7 @@ class S3Store(ModelStore):
                 if item["LastModified"] >= since:
                     yield str(item["Key"])[len(self.prefix) :]
 
-    def reconnected(self, s3_client: Any = None) -> ModelStore:
+    def reconnected(self, s3_client: S3Client | None = None) -> ModelStore:
         return open_store(self.uri, s3_client=s3_client)
 
     def _call(self, what: str, key: str, fn: Any, **kwargs: Any) -> Any:
@@ -316,7 +319,7 @@ class S3Store(ModelStore):
     ) -> str:
         from botocore.exceptions import ClientError
 
-        extra: dict[str, str] = {"ContentType": content_type} if content_type else {}
+        extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
         if if_match is not None:
             extra["IfMatch"] = f'"{if_match}"'
         if if_none_match:
@@ -397,7 +400,7 @@ def replace_cache_dir(fresh: Path, dest: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
-def open_store(uri: str, s3_client: Any = None) -> ModelStore:
+def open_store(uri: str, s3_client: S3Client | None = None) -> ModelStore:
     """`s3://bucket/prefix`, `file:///abs/path`, or a plain filesystem path."""
     parsed = urlparse(uri)
     if parsed.scheme == "s3":

@@ -375,7 +375,8 @@ class HeadCapture:
 def write_summary(client: Any, bucket: str, head: bytes, report_key: str) -> None:
     """The job page's summary of the predictions, cached beside the report
     (`.summary.json`), so status polls do not re-parse up to 20 MB each time."""
-    from mlserve.uploads import SUMMARY_MAX_BYTES, SUMMARY_SUFFIX, summarize
+    from mlserve.contract import SUMMARY_SUFFIX
+    from mlserve.uploads.summaries import SUMMARY_MAX_BYTES, summarize
 
     try:
         summary = summarize(bytes(head[:SUMMARY_MAX_BYTES]), partial=len(head) > SUMMARY_MAX_BYTES)

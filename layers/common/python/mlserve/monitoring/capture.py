@@ -282,7 +282,7 @@ def write_local(directory: Path, model: str, records: list[bytes], now: float) -
     day = datetime.fromtimestamp(now, UTC)
     target = directory / capture_prefix(model) / version / f"dt={day:%Y-%m-%d}"
     target.mkdir(parents=True, exist_ok=True)
-    path = target / f"{day:%H%M%S}-{os.getpid()}-{random.getrandbits(32):08x}.jsonl.gz"
+    path: Path = target / f"{day:%H%M%S}-{os.getpid()}-{random.getrandbits(32):08x}.jsonl.gz"
     path.write_bytes(gzip.compress(b"".join(records)))
     return path
 

@@ -17,7 +17,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlserve.contract import (
     MODEL_PROMOTED,
@@ -28,6 +28,10 @@ from mlserve.contract import (
 )
 from mlserve.errors import MlserveError
 from mlserve.safe_paths import UnsafeNameError, check_model_name, check_version
+
+if TYPE_CHECKING:  # boto3-stubs (dev only)
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +181,9 @@ def sagemaker_pattern(package_group: str) -> dict[str, Any]:
     }
 
 
-def entry(detail_type: str, detail: dict[str, Any], bus: str, resources: list[str] | None = None) -> dict[str, Any]:
+def entry(
+    detail_type: str, detail: dict[str, Any], bus: str, resources: list[str] | None = None
+) -> PutEventsRequestEntryTypeDef:
     return {
         "Source": EVENT_SOURCE,
         "DetailType": detail_type,
@@ -187,7 +193,7 @@ def entry(detail_type: str, detail: dict[str, Any], bus: str, resources: list[st
     }
 
 
-def put_event(client: Any, bus: str, detail_type: str, detail: dict[str, Any]) -> str:
+def put_event(client: EventBridgeClient, bus: str, detail_type: str, detail: dict[str, Any]) -> str:
     """Put one event; raise if EventBridge refused it. Returns the event id."""
     response = client.put_events(Entries=[entry(detail_type, detail, bus)])
     if response.get("FailedEntryCount"):
