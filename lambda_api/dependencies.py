@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from mlserve.config import Settings
@@ -26,8 +26,9 @@ T = TypeVar("T")
 RuntimeFactory = Callable[[], tuple[LiveModel, Settings]]
 
 
-class JSONBytes(Response):
-    media_type = "application/json"
+class JSONBytes(JSONResponse):
+    """orjson-encoded JSON (numpy values native). A JSONResponse, so OpenAPI documents the
+    routes' bodies as JSON and not as a string."""
 
     def render(self, content: Any) -> bytes:
         return dumps(content)
