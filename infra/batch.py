@@ -21,10 +21,9 @@ from infra.config import FunctionSettings, ServingConfig
 from infra.functions import AsyncInvocation, FunctionFactory, ServingFunction
 from infra.model_store import ModelStore, hardened_bucket
 from infra.nag import acknowledge, logical_id_ref
+from mlserve.contract import INCOMING_PREFIX, RESULTS_PREFIX, Env
 
 BATCH_HANDLER = "lambda_batch.handler.handler"
-INCOMING_PREFIX = "incoming/"
-RESULTS_PREFIX = "results/"
 SUFFIXES = (".csv", ".csv.gz")
 # Lambda drops an async event older than this; a longer outage leaves it in the DLQ.
 MAX_EVENT_AGE = Duration.hours(6)
@@ -127,11 +126,11 @@ class BatchScoring(Construct):
             description="mlserve batch scoring: incoming/*.csv[.gz] -> results/",
             extra_environment={
                 **self.scoring_environment,
-                "MLSERVE_BATCH_MAX_BYTES": str(props.max_bytes),
-                "MLSERVE_BATCH_MAX_RECORD_BYTES": str(props.max_record_bytes),
-                "MLSERVE_BATCH_MAX_COLUMNS": str(props.max_columns),
-                "MLSERVE_BATCH_MAX_DECOMPRESSION_RATIO": f"{props.max_decompression_ratio:g}",
-                "MLSERVE_BATCH_ESCAPE_FORMULAS": "true" if props.escape_formulas else "false",
+                Env.BATCH_MAX_BYTES: str(props.max_bytes),
+                Env.BATCH_MAX_RECORD_BYTES: str(props.max_record_bytes),
+                Env.BATCH_MAX_COLUMNS: str(props.max_columns),
+                Env.BATCH_MAX_DECOMPRESSION_RATIO: f"{props.max_decompression_ratio:g}",
+                Env.BATCH_ESCAPE_FORMULAS: "true" if props.escape_formulas else "false",
             },
             asynchronous=AsyncInvocation(
                 retry_attempts=props.retry_attempts,
@@ -193,8 +192,8 @@ class BatchScoring(Construct):
         (the S3-triggered one, the fan-out steps, scheduled runs): where results go and
         whether they carry class probabilities."""
         return {
-            "MLSERVE_RESULTS_PREFIX": self.results_prefix,
-            "MLSERVE_BATCH_PROBABILITIES": "true" if self.props.probabilities else "false",
+            Env.RESULTS_PREFIX: self.results_prefix,
+            Env.BATCH_PROBABILITIES: "true" if self.props.probabilities else "false",
         }
 
     @staticmethod

@@ -30,12 +30,12 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.config import DriftConfig, ServingConfig
-from infra.functions import METRICS_NAMESPACE, FunctionFactory
+from infra.functions import FunctionFactory
 from infra.model_store import ModelStore, hardened_bucket
 from infra.nag import acknowledge, logical_id_ref
+from mlserve.contract import DRIFT_SCHEDULE_SOURCE, DRIFTED_FEATURE_SHARE, INCOMING_PREFIX, METRICS_NAMESPACE, Env
 
 DRIFT_HANDLER = "lambda_batch.drift.handler"
-BATCH_INPUT_PREFIX = "incoming/"
 
 
 @dataclass(frozen=True)
@@ -146,11 +146,11 @@ class DriftMonitoring(Construct):
         stream_arn = self.stream.attr_arn
 
         # --- the API's part: where to send captures, what to capture, where reports are ---
-        api_function.add_environment("MLSERVE_CAPTURE_STREAM", self.stream.ref)
-        api_function.add_environment("MLSERVE_CAPTURE_SAMPLE_RATE", str(drift.capture_sample_rate))
-        api_function.add_environment("MLSERVE_CAPTURE_MAX_ROWS_PER_MINUTE", str(drift.capture_max_rows_per_minute))
-        api_function.add_environment("MLSERVE_CAPTURE_COLUMNS", ",".join(drift.capture_columns))
-        api_function.add_environment("MLSERVE_MONITORING_STORE", f"s3://{self.bucket.bucket_name}")
+        api_function.add_environment(Env.CAPTURE_STREAM, self.stream.ref)
+        api_function.add_environment(Env.CAPTURE_SAMPLE_RATE, str(drift.capture_sample_rate))
+        api_function.add_environment(Env.CAPTURE_MAX_ROWS_PER_MINUTE, str(drift.capture_max_rows_per_minute))
+        api_function.add_environment(Env.CAPTURE_COLUMNS, ",".join(drift.capture_columns))
+        api_function.add_environment(Env.MONITORING_STORE, f"s3://{self.bucket.bucket_name}")
         api_function.add_to_role_policy(
             iam.PolicyStatement(sid="CaptureRequests", actions=["firehose:PutRecordBatch"], resources=[stream_arn])
         )
@@ -164,17 +164,17 @@ class DriftMonitoring(Construct):
 
         # --- the drift job ---
         environment = {
-            "MLSERVE_MONITORING_STORE": f"s3://{self.bucket.bucket_name}",
-            "MLSERVE_DRIFT_WINDOW_DAYS": str(drift.window_days),
-            "MLSERVE_DRIFT_NUMERIC_TEST": drift.numeric_test,
-            "MLSERVE_DRIFT_CATEGORICAL_TEST": drift.categorical_test,
-            "MLSERVE_DRIFT_THRESHOLDS": json.dumps(drift.thresholds, sort_keys=True),
-            "MLSERVE_DRIFT_SHARE": str(drift.drift_share),
-            "MLSERVE_EVENT_BUS": event_bus.event_bus_name,
+            Env.MONITORING_STORE: f"s3://{self.bucket.bucket_name}",
+            Env.DRIFT_WINDOW_DAYS: str(drift.window_days),
+            Env.DRIFT_NUMERIC_TEST: drift.numeric_test,
+            Env.DRIFT_CATEGORICAL_TEST: drift.categorical_test,
+            Env.DRIFT_THRESHOLDS: json.dumps(drift.thresholds, sort_keys=True),
+            Env.DRIFT_SHARE: str(drift.drift_share),
+            Env.EVENT_BUS: event_bus.event_bus_name,
         }
         if batch_bucket is not None:
-            environment["MLSERVE_BATCH_STORE"] = f"s3://{batch_bucket.bucket_name}"
-            environment["MLSERVE_DRIFT_BATCH_PREFIXES"] = BATCH_INPUT_PREFIX
+            environment[Env.BATCH_STORE] = f"s3://{batch_bucket.bucket_name}"
+            environment[Env.DRIFT_BATCH_PREFIXES] = INCOMING_PREFIX
         self.serving = functions.create(
             self,
             "JobFunction",
@@ -215,7 +215,7 @@ class DriftMonitoring(Construct):
                 iam.PolicyStatement(
                     sid="ReadBatchInputs",
                     actions=["s3:GetObject"],
-                    resources=[batch_bucket.arn_for_objects(f"{BATCH_INPUT_PREFIX}*")],
+                    resources=[batch_bucket.arn_for_objects(f"{INCOMING_PREFIX}*")],
                 )
             )
             self.role.add_to_policy(
@@ -223,7 +223,7 @@ class DriftMonitoring(Construct):
                     sid="ListBatchInputs",
                     actions=["s3:ListBucket"],
                     resources=[batch_bucket.bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": [f"{BATCH_INPUT_PREFIX}*"]}},
+                    conditions={"StringLike": {"s3:prefix": [f"{INCOMING_PREFIX}*"]}},
                 )
             )
         self.role.add_to_policy(
@@ -255,7 +255,7 @@ class DriftMonitoring(Construct):
             target=scheduler.CfnSchedule.TargetProperty(
                 arn=self.function.function_arn,
                 role_arn=self.scheduler_role.role_arn,
-                input=json.dumps({"source": "mlserve.drift-schedule"}),
+                input=json.dumps({"source": DRIFT_SCHEDULE_SOURCE}),
                 retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
                     maximum_retry_attempts=2, maximum_event_age_in_seconds=3600
                 ),
@@ -265,7 +265,7 @@ class DriftMonitoring(Construct):
         # --- the alarm ---
         self.share_metric = cloudwatch.Metric(
             namespace=METRICS_NAMESPACE,
-            metric_name="DriftedFeatureShare",
+            metric_name=DRIFTED_FEATURE_SHARE,
             dimensions_map={"Model": model},
             statistic="Maximum",
             period=Duration.days(1),

@@ -23,11 +23,12 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.batch import INCOMING_PREFIX, BatchScoring
+from infra.batch import BatchScoring
 from infra.config import ServingConfig
 from infra.functions import FunctionFactory, ServingFunction, log_retention
 from infra.model_store import ModelStore
 from infra.nag import acknowledge, logical_id_ref
+from mlserve.contract import INCOMING_PREFIX, Env
 
 FANOUT_DIR = ".fanout/"
 # Job files (manifest, parts, range reports) are scratch once the merge wrote the results.
@@ -87,7 +88,7 @@ class BatchFanout(Construct):
         bucket = batch.bucket
         results = batch.results_prefix
         self.scratch_prefix = f"{results}{FANOUT_DIR}"
-        environment = {**batch.scoring_environment, "MLSERVE_FANOUT_RANGE_BYTES": str(props.range_bytes)}
+        environment = {**batch.scoring_environment, Env.FANOUT_RANGE_BYTES: str(props.range_bytes)}
 
         # The batch function's memory and timeout, but not its startup settings (no `kind`):
         # the batch function's reserved concurrency would cap every step below
@@ -144,8 +145,8 @@ class BatchFanout(Construct):
         bucket.add_lifecycle_rule(id="expire-fanout-scratch", prefix=self.scratch_prefix, expiration=SCRATCH_EXPIRY)
 
         self.state_machine = self._state_machine(bucket)
-        batch.function.add_environment("MLSERVE_FANOUT_STATE_MACHINE_ARN", self.state_machine.state_machine_arn)
-        batch.function.add_environment("MLSERVE_FANOUT_THRESHOLD_BYTES", str(props.threshold_bytes))
+        batch.function.add_environment(Env.FANOUT_STATE_MACHINE_ARN, self.state_machine.state_machine_arn)
+        batch.function.add_environment(Env.FANOUT_THRESHOLD_BYTES, str(props.threshold_bytes))
         self.state_machine.grant_start_execution(batch.role)
         self._acknowledge_findings(model_store, batch)
 

@@ -28,9 +28,9 @@ from infra.config import (
 )
 from infra.image import image_code, uses_image
 from infra.nag import acknowledge
+from mlserve.contract import METRICS_NAMESPACE, Env
 
 LAMBDA_CACHE_DIR = "/tmp/mlserve"  # the only writable path in Lambda
-METRICS_NAMESPACE = "mlserve"
 # Every trigger of a function with a published version invokes this alias: SnapStart and
 # provisioned concurrency apply to published versions only, never to $LATEST.
 LIVE_ALIAS = "live"
@@ -117,16 +117,16 @@ class FunctionFactory:
     def base_environment(self, service: str) -> dict[str, str]:
         config = self.config
         return {
-            "MLSERVE_STORE": self.store_uri,
-            "MLSERVE_MODEL_NAME": config.model_name,
-            "MLSERVE_REGISTRY_ALIAS": config.registry_alias,
-            "MLSERVE_REFRESH_SECONDS": str(config.refresh_seconds),
-            "MLSERVE_ALLOW_PICKLE": "true" if config.allow_pickle else "false",
-            "MLSERVE_MAX_ROWS": str(config.max_rows),
-            "MLSERVE_MAX_BODY_BYTES": str(config.max_body_bytes),
-            "MLSERVE_CACHE_DIR": LAMBDA_CACHE_DIR,
-            "POWERTOOLS_SERVICE_NAME": service,
-            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            Env.STORE: self.store_uri,
+            Env.MODEL_NAME: config.model_name,
+            Env.REGISTRY_ALIAS: config.registry_alias,
+            Env.REFRESH_SECONDS: str(config.refresh_seconds),
+            Env.ALLOW_PICKLE: "true" if config.allow_pickle else "false",
+            Env.MAX_ROWS: str(config.max_rows),
+            Env.MAX_BODY_BYTES: str(config.max_body_bytes),
+            Env.CACHE_DIR: LAMBDA_CACHE_DIR,
+            Env.POWERTOOLS_SERVICE_NAME: service,
+            Env.POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         }
 
     def create(

@@ -18,7 +18,7 @@ Alarms (all to one KMS-encrypted, SSL-only SNS topic):
     alarm on the rule's TriggeredRules metric shows the state on the dashboard.
 Dashboard: online (API + API function + prediction metrics), batch (function, DLQ, rows
 scored/rejected) and deployment (redeploys by outcome, model load time, failures) views.
-Custom metric names/namespace come from ``mlserve.observability`` (EMF).
+Custom metric names/namespace come from ``mlserve.contract`` (emitted as EMF by ``mlserve.observability``).
 """
 
 from __future__ import annotations
@@ -39,9 +39,19 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-EVENT_SOURCE = "mlserve.registry"
-MODEL_DEPLOYMENT_FAILED = "ModelDeploymentFailed"
-DEFAULT_NAMESPACE = "mlserve"
+from mlserve.contract import (
+    METRICS_NAMESPACE,
+    MODEL_DEPLOYMENT_FAILED,
+    MODEL_LOAD_SECONDS,
+    PREDICTIONS,
+    REDEPLOYS,
+    REGISTRY_EVENT_SOURCE,
+    ROWS_REJECTED,
+    ROWS_SCORED,
+    VALIDATION_ERRORS,
+)
+
+DEFAULT_NAMESPACE = METRICS_NAMESPACE
 PERIOD = Duration.minutes(5)
 
 
@@ -241,7 +251,9 @@ class Monitoring(Construct):
                 "DeploymentFailedRule",
                 event_bus=event_bus,
                 description="Every ModelDeploymentFailed event to the alarm topic",
-                event_pattern=events.EventPattern(source=[EVENT_SOURCE], detail_type=[MODEL_DEPLOYMENT_FAILED]),
+                event_pattern=events.EventPattern(
+                    source=[REGISTRY_EVENT_SOURCE], detail_type=[MODEL_DEPLOYMENT_FAILED]
+                ),
             )
             self.deployment_failed_rule.add_target(
                 targets.SnsTopic(
@@ -334,8 +346,8 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Predicted rows and validation errors (by model version)",
                 left=[
-                    _search(ns, "Predictions", "Sum", "rows predicted"),
-                    _search(ns, "ValidationErrors", "Sum", "validation errors"),
+                    _search(ns, PREDICTIONS, "Sum", "rows predicted"),
+                    _search(ns, VALIDATION_ERRORS, "Sum", "validation errors"),
                 ],
                 width=8,
             ),
@@ -345,7 +357,7 @@ class Monitoring(Construct):
         batch_row: list[cloudwatch.IWidget] = [
             cloudwatch.GraphWidget(
                 title="Rows scored / rejected (by model version)",
-                left=[_search(ns, "RowsScored", "Sum", "rows scored"), _search(ns, "RowsRejected", "Sum", "rejected")],
+                left=[_search(ns, ROWS_SCORED, "Sum", "rows scored"), _search(ns, ROWS_REJECTED, "Sum", "rejected")],
                 width=8,
             )
         ]
@@ -358,12 +370,12 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Redeploys by outcome",
                 # one series per model version and outcome (deployed, failed, superseded, ...)
-                left=[_search(ns, "Redeploys", "Sum", "redeploys", extra_dims=",outcome")],
+                left=[_search(ns, REDEPLOYS, "Sum", "redeploys", extra_dims=",outcome")],
                 width=8,
             ),
             cloudwatch.GraphWidget(
                 title="Model load seconds (cold start / hot swap)",
-                left=[_search(ns, "ModelLoadSeconds", "Maximum", "load seconds")],
+                left=[_search(ns, MODEL_LOAD_SECONDS, "Maximum", "load seconds")],
                 width=8,
             ),
         ]

@@ -11,12 +11,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.batch import INCOMING_PREFIX, BatchScoring
+from infra.batch import BatchScoring
 from infra.config import AuthMode, FunctionSettings, ServingConfig
 from infra.functions import FunctionFactory, ServingFunction, log_retention
 from infra.model_store import ModelStore
 from infra.nag import acknowledge, logical_id_ref
 from infra.waf import ApiWaf
+from mlserve.contract import INCOMING_PREFIX, Env
 
 API_HANDLER = "lambda_api.handler.handler"
 LIVE_ALIAS = "live"
@@ -101,14 +102,14 @@ class OnlineApi(Construct):
         self.props = props
         self.batch = batch
         page_environment = {
-            "MLSERVE_AUTH": props.auth,
-            "MLSERVE_UPLOAD_MAX_BYTES": str(props.upload_max_bytes),
+            Env.AUTH: props.auth,
+            Env.UPLOAD_MAX_BYTES: str(props.upload_max_bytes),
         }
         if batch is not None:
-            page_environment["MLSERVE_BATCH_BUCKET"] = batch.bucket.bucket_name
-            page_environment["MLSERVE_RESULTS_PREFIX"] = batch.results_prefix
+            page_environment[Env.BATCH_BUCKET] = batch.bucket.bucket_name
+            page_environment[Env.RESULTS_PREFIX] = batch.results_prefix
             # The page's CSP connect-src names exactly this origin (the presigned POST target).
-            page_environment["MLSERVE_UPLOAD_ORIGIN"] = "https://" + batch.bucket.bucket_regional_domain_name
+            page_environment[Env.UPLOAD_ORIGIN] = "https://" + batch.bucket.bucket_regional_domain_name
         self.serving: ServingFunction = functions.create(
             self,
             "Function",

@@ -26,6 +26,7 @@ from infra.config.base import cdk_default
 from infra.environments import DeploymentTarget, resolve
 from infra.nag import acknowledge
 from infra.stack import MlserveStack
+from mlserve.contract import Env
 
 STACK_ID = "MlservePipeline"
 SMOKE_COMMAND = "python -m pytest -q -p no:cacheprovider -rs tests/smoke/test_deployed_smoke.py"
@@ -158,10 +159,10 @@ class PipelineStack(Stack):
     def _smoke_step(
         self, source: pipelines.CodePipelineSource, stage: MlserveStage, target: DeploymentTarget
     ) -> pipelines.CodeBuildStep:
-        outputs: dict[str, CfnOutput] = {"MLSERVE_SMOKE_API_URL": stage.api_url}
+        outputs: dict[str, CfnOutput] = {Env.SMOKE_API_URL: stage.api_url}
         statements: list[iam.PolicyStatement] = []
         if stage.api_key_id is not None:
-            outputs["MLSERVE_SMOKE_API_KEY_ID"] = stage.api_key_id
+            outputs[Env.SMOKE_API_KEY_ID] = stage.api_key_id
             # The key's value is fetched at test time; its id is only known after the deploy.
             statements.append(
                 iam.PolicyStatement(
@@ -172,7 +173,7 @@ class PipelineStack(Stack):
         return pipelines.CodeBuildStep(
             f"SmokeTest{target.name.capitalize()}",
             input=source,
-            env={"MLSERVE_SMOKE_REQUIRED": "1", "MLSERVE_SMOKE_MODEL_NAME": target.config.model_name},
+            env={Env.SMOKE_REQUIRED: "1", Env.SMOKE_MODEL_NAME: target.config.model_name},
             env_from_cfn_outputs=outputs,
             install_commands=[f"make venv PYTHON={BUILD_PYTHON}"],
             commands=[f".venv/bin/{SMOKE_COMMAND}"],

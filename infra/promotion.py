@@ -33,7 +33,8 @@ from infra.config import FunctionSettings, ServingConfig
 from infra.functions import AsyncInvocation, FunctionFactory, ServingFunction
 from infra.model_store import ModelStore
 from infra.nag import acknowledge, logical_id_ref
-from mlserve.promotion.events import MODEL_PROMOTION_FORCED, promoted_pattern, sagemaker_pattern
+from mlserve.contract import MODEL_PROMOTION_FORCED, Env
+from mlserve.promotion.events import promoted_pattern, sagemaker_pattern
 
 REDEPLOY_HANDLER = "lambda_promote.redeploy.handler"
 WEBHOOK_HANDLER = "lambda_promote.webhook.handler"
@@ -139,15 +140,15 @@ class Promotion(Construct):
             ),
         )
 
-        registry_env = {"MLSERVE_EVENT_BUS": self.bus.event_bus_name}
+        registry_env = {Env.EVENT_BUS: self.bus.event_bus_name}
         if props.mlflow_tracking_uri:
-            registry_env["MLSERVE_MLFLOW_TRACKING_URI"] = props.mlflow_tracking_uri
+            registry_env[Env.MLFLOW_TRACKING_URI] = props.mlflow_tracking_uri
         if props.mlflow_token_secret_arn:
             # the token is read from Secrets Manager at run time, never put in an env var
-            registry_env["MLSERVE_MLFLOW_TOKEN_SECRET_ARN"] = props.mlflow_token_secret_arn
+            registry_env[Env.MLFLOW_TOKEN_SECRET_ARN] = props.mlflow_token_secret_arn
         redeploy_env = dict(registry_env)
         if package_group:
-            redeploy_env["MLSERVE_SAGEMAKER_PACKAGE_GROUP"] = package_group
+            redeploy_env[Env.SAGEMAKER_PACKAGE_GROUP] = package_group
         # Where artifacts may come from besides the registry itself (mlserve.promotion.trust):
         # the stack's own model bucket (its writers can already write live.json), the
         # configured artifact buckets and context artifact_locations.
@@ -156,7 +157,7 @@ class Promotion(Construct):
             *(f"s3://{bucket.bucket_name}/" for bucket in artifact_buckets),
             *props.artifact_locations,
         ]
-        redeploy_env["MLSERVE_ARTIFACT_LOCATIONS"] = ",".join(self.artifact_locations)
+        redeploy_env[Env.ARTIFACT_LOCATIONS] = ",".join(self.artifact_locations)
 
         self.redeploy: ServingFunction = functions.create(
             self,
@@ -240,8 +241,8 @@ class Promotion(Construct):
             description="mlserve MLflow webhook receiver: verify, put ModelPromoted on the bus",
             extra_environment={
                 **registry_env,
-                "MLSERVE_WEBHOOK_SECRET_ID": self.webhook_secret.secret_arn,
-                "MLSERVE_WEBHOOK_DELIVERIES_TABLE": self.deliveries.table_name,
+                Env.WEBHOOK_SECRET_ID: self.webhook_secret.secret_arn,
+                Env.WEBHOOK_DELIVERIES_TABLE: self.deliveries.table_name,
             },
         )
         self.webhook_function = self.webhook.function

@@ -25,6 +25,7 @@ from infra.config import FunctionSettings, ScheduleSettings, ServingConfig
 from infra.functions import AsyncInvocation, FunctionFactory, ServingFunction
 from infra.model_store import ModelStore
 from infra.nag import acknowledge, logical_id_ref
+from mlserve.contract import Env
 
 SCHEDULED_HANDLER = "lambda_batch.scheduled.handler"
 
@@ -81,11 +82,11 @@ class ScheduledScoring(Construct):
             kind="scheduled",
             description="mlserve scheduled batch: CSVs without results for the live version -> results/",
             extra_environment={
-                "MLSERVE_BATCH_BUCKET": batch.bucket.bucket_name,
+                Env.BATCH_BUCKET: batch.bucket.bucket_name,
                 **batch.scoring_environment,
-                "MLSERVE_SCHEDULES": json.dumps(prefixes, sort_keys=True),
-                "MLSERVE_SCHEDULE_MAX_FILES": str(props.max_files),
-                "MLSERVE_SCHEDULE_STOP_MARGIN_SECONDS": str(props.stop_margin_seconds),
+                Env.SCHEDULES: json.dumps(prefixes, sort_keys=True),
+                Env.SCHEDULE_MAX_FILES: str(props.max_files),
+                Env.SCHEDULE_STOP_MARGIN_SECONDS: str(props.stop_margin_seconds),
             },
             # Scheduler invokes asynchronously: a failed run (summary written, then raised) is
             # retried by Lambda, which scores only what is still missing; then the DLQ.

@@ -33,6 +33,7 @@ from infra.config import FunctionSettings, ServingConfig, StreamSettings
 from infra.functions import FunctionFactory, ServingFunction, log_retention
 from infra.model_store import ModelStore
 from infra.nag import acknowledge, logical_id_ref
+from mlserve.contract import Env
 
 STREAM_HANDLER = "lambda_batch.stream.handler"
 # Firehose output lands here, in the batch bucket (JSON lines, one prediction record a line).
@@ -120,9 +121,9 @@ class StreamScoring(Construct):
             kind="stream",
             description=f"mlserve stream scoring: Kinesis records -> {settings.output} predictions",
             extra_environment={
-                "MLSERVE_STREAM_OUTPUT": settings.output,
-                "MLSERVE_STREAM_OUTPUT_NAME": output_name,
-                "MLSERVE_STREAM_FAILURE_QUEUE_URL": self.failure_queue.queue_url,
+                Env.STREAM_OUTPUT: settings.output,
+                Env.STREAM_OUTPUT_NAME: output_name,
+                Env.STREAM_FAILURE_QUEUE_URL: self.failure_queue.queue_url,
             },
         )
         self.function = self.serving.function

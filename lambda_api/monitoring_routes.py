@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from mlserve.contract import Env
 from mlserve.errors import InputError, StoreError
 from mlserve.store import ModelStore, open_store
 
@@ -24,7 +25,7 @@ def _monitoring_store(request: Request) -> tuple[ModelStore, str]:
     cached = getattr(request.app.state, "monitoring_store", None)
     if cached is None:
         settings = runtime.settings
-        uri = os.environ.get("MLSERVE_MONITORING_STORE", "").strip() or settings.store_uri
+        uri = os.environ.get(Env.MONITORING_STORE, "").strip() or settings.store_uri
         cached = (open_store(uri), settings.model_name)
         request.app.state.monitoring_store = cached
     return cached

@@ -25,6 +25,8 @@ from mlserve.batch.fanout import (
     score_range,
 )
 from mlserve.config import Settings, env_number
+from mlserve.contract import Env
+from mlserve.lambda_runtime import time_left_of
 from mlserve.live import load_version, read_pointer
 from mlserve.observability import lambda_entry
 from mlserve.scoring import LoadedModel
@@ -76,18 +78,12 @@ def reset() -> None:
 
 
 def _plan(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    range_bytes = int(env_number("MLSERVE_FANOUT_RANGE_BYTES", DEFAULT_RANGE_BYTES, minimum=MIN_RANGE_BYTES))
+    range_bytes = int(env_number(Env.FANOUT_RANGE_BYTES, DEFAULT_RANGE_BYTES, minimum=MIN_RANGE_BYTES))
     pointer = read_pointer(_store(), _settings().model_name)
     return plan_file(_s3(), event, pointer, results_prefix=_settings().results_prefix, range_bytes=range_bytes)
 
 
 def _range(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    time_left = None
-    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
-
-        def time_left() -> float:
-            return float(context.get_remaining_time_in_millis()) / 1000.0
-
     return score_range(
         _s3(),
         event["bucket"],
@@ -95,7 +91,7 @@ def _range(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         event["range"],
         _load_pinned,
         BatchOptions.from_env(),
-        time_left=time_left,
+        time_left=time_left_of(context),
     )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from mlserve.contract import Env
 from mlserve.observability import API_GATEWAY_REQUEST_ID, lambda_entry
 from mlserve.promotion.webhook import (
     DynamoLedger,
@@ -34,15 +35,15 @@ def _runtime() -> dict[str, Any]:
     if not _state:
         import boto3
 
-        names = os.environ.get("MLSERVE_MODEL_NAMES") or os.environ.get("MLSERVE_MODEL_NAME", "")
+        names = os.environ.get(Env.MODEL_NAMES) or os.environ.get(Env.MODEL_NAME, "")
         _state["config"] = WebhookConfig(
-            bus=os.environ["MLSERVE_EVENT_BUS"],
-            alias=os.environ.get("MLSERVE_REGISTRY_ALIAS") or "champion",
-            registry_uri=os.environ.get("MLSERVE_MLFLOW_TRACKING_URI") or None,
+            bus=os.environ[Env.EVENT_BUS],
+            alias=os.environ.get(Env.REGISTRY_ALIAS) or "champion",
+            registry_uri=os.environ.get(Env.MLFLOW_TRACKING_URI) or None,
             model_names=frozenset(n.strip() for n in names.split(",") if n.strip()),
         )
-        _state["secrets"] = SecretProvider(os.environ["MLSERVE_WEBHOOK_SECRET_ID"])
-        _state["ledger"] = DynamoLedger(os.environ["MLSERVE_WEBHOOK_DELIVERIES_TABLE"])
+        _state["secrets"] = SecretProvider(os.environ[Env.WEBHOOK_SECRET_ID])
+        _state["ledger"] = DynamoLedger(os.environ[Env.WEBHOOK_DELIVERIES_TABLE])
         _state["events"] = boto3.client("events")
     return _state
 

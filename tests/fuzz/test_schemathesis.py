@@ -49,7 +49,7 @@ def api_schema(demo_registry: Any, tmp_path_factory: pytest.TempPathFactory) -> 
         )
         return live, settings_
 
-    app = create_app(factory)
+    app = create_app(factory=factory)
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
@@ -61,7 +61,7 @@ def _operations() -> list[tuple[str, str]]:
     def no_model() -> tuple[LiveModel, Settings]:
         raise MlserveError("collection only")
 
-    paths = create_app(no_model).openapi()["paths"]
+    paths = create_app(factory=no_model).openapi()["paths"]
     return sorted((path, method.upper()) for path, item in paths.items() for method in item)
 
 

@@ -4,6 +4,7 @@ LayerVersion, and every function's own code asset holds the deps and the mlserve
 from __future__ import annotations
 
 import platform
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -76,10 +77,8 @@ def test_asset_hash_is_derived_from_the_inputs(tmp_path: Path) -> None:
     assert base != bundled_function_hash(packages, architecture="arm64", python_version="3.11")
     assert base != bundled_function_hash([REPO_ROOT / "lambda_batch"], architecture="arm64", python_version="3.14")
     # A change in the function's own code changes it too.
-    copy = tmp_path / "lambda_api"
-    copy.mkdir()
-    for source in (REPO_ROOT / "lambda_api").glob("*.py"):
-        (copy / source.name).write_bytes(source.read_bytes())
+    copy = tmp_path / "lambda_api"  # the whole package (it has a routers/ subpackage)
+    shutil.copytree(REPO_ROOT / "lambda_api", copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     assert bundled_function_hash([copy], architecture="arm64", python_version="3.14") == base
     (copy / "handler.py").write_text((copy / "handler.py").read_text() + "\n# changed\n")
     assert bundled_function_hash([copy], architecture="arm64", python_version="3.14") != base

@@ -278,13 +278,13 @@ def test_page_under_an_api_gateway_stage(
 
 
 def test_local_scoring_crash_still_ends_the_job(local_client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    import mlserve.uploads
+    import mlserve.uploads.local
     from mlserve.errors import ModelUnavailableError
 
     def broken(*args: Any) -> None:
         raise ModelUnavailableError("no live model for demo-classifier")
 
-    monkeypatch.setattr(mlserve.uploads, "score_local_upload", broken)
+    monkeypatch.setattr(mlserve.uploads.local, "score_local_upload", broken)
     job = local_client.post("/batch/uploads", json={"filename": "x.csv", "content_type": "text/csv"}).json()
     local_client.post(f"/{job['upload']['url']}", content=b"a\n1\n", headers={"Content-Type": "text/csv"})
     done = local_client.get(f"/batch/jobs/{job['job_id']}").json()

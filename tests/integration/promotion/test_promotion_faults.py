@@ -157,7 +157,7 @@ def test_s3_error_mid_copy_is_retried_and_live_stays(aws: Aws, live_v1: dict[str
     live_v1["2"] = copy_model(live_v1["1"], tmp_path / "v2")
     (live_v1["2"] / "MLmodel").write_text((live_v1["2"] / "MLmodel").read_text() + "\n")
     flaky_client = FlakyClient(aws.s3)
-    store = S3Store(MODEL_BUCKET, client=flaky_client)
+    store = S3Store(MODEL_BUCKET, client=flaky_client)  # type: ignore[arg-type]  # a duck-typed fault injector
     flaky = redeployer(aws, live_v1, store=store)
     with pytest.raises(TransientRedeployError, match="store_error"):
         flaky.redeploy(ModelPromoted(MODEL, "2", "cli"))

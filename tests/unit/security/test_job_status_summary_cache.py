@@ -19,7 +19,7 @@ KEY = f"incoming/{JOB}/leads.csv"
 def test_status_polls_read_the_cached_summary(
     batch_env: Any, breast_cancer: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mlserve.uploads as uploads
+    import mlserve.uploads.jobs as uploads  # job_status reads the preview and summary through these
 
     batch_env.run(batch_env.upload(KEY, breast_cancer.head(40).to_csv(index=False).encode()))
     cached = json.loads(
@@ -52,7 +52,7 @@ def test_status_polls_read_the_cached_summary(
 
 def test_summary_is_computed_when_no_cache_exists(batch_env: Any, breast_cancer: pd.DataFrame) -> None:
     """Results written before the cache existed still get a summary (computed, as before)."""
-    import mlserve.uploads as uploads
+    import mlserve.uploads.jobs as uploads  # job_status reads the preview and summary through these
 
     batch_env.run(batch_env.upload(KEY, breast_cancer.head(12).to_csv(index=False).encode()))
     batch_env.s3.delete_object(Bucket=batch_env.bucket, Key=f"results/{JOB}/leads.csv.summary.json")

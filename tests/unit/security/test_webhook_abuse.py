@@ -5,6 +5,7 @@ Also: the registry token comes from Secrets Manager, not a plaintext env var."""
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import boto3
@@ -12,9 +13,28 @@ import pytest
 from moto import mock_aws
 
 from mlserve.promotion.mlflow_rest import MlflowRest
-from mlserve.promotion.webhook import MemoryLedger, SecretProvider, WebhookConfig, handle_delivery, sign
+from mlserve.promotion.webhook import SecretProvider, WebhookConfig, handle_delivery, sign
 
 SECRET = "right-secret"
+
+
+class MemoryLedger:
+    """A per-process `DeliveryLedger` (the deployed one is `DynamoLedger`)."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def claim(self, delivery_id: str) -> bool:
+        with self._lock:
+            if delivery_id in self._seen:
+                return False
+            self._seen.add(delivery_id)
+            return True
+
+    def release(self, delivery_id: str) -> None:
+        with self._lock:
+            self._seen.discard(delivery_id)
 
 
 class Clock:

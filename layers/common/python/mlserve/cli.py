@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -10,10 +11,14 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from mlserve.contract import Env
 from mlserve.errors import MlserveError
 
 if TYPE_CHECKING:
     from mlserve.promotion.redeploy import Redeployer
+
+# `mlserve serve` runs the API's app factory (it takes the settings; nothing edits os.environ).
+API_APP_FACTORY = "lambda_api.app:create_app"
 
 
 def _publish(args: argparse.Namespace) -> int:
@@ -67,7 +72,8 @@ def _set_in_registry(args: argparse.Namespace, version: str) -> None:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from mlserve.promotion.events import MODEL_PROMOTED, MODEL_PROMOTION_FORCED, ModelPromoted, put_event
+    from mlserve.contract import MODEL_PROMOTED, MODEL_PROMOTION_FORCED
+    from mlserve.promotion.events import ModelPromoted, put_event
 
     tracking_uri = _tracking_uri(args)
     if not args.no_registry:
@@ -124,6 +130,7 @@ def _local_redeployer(args: argparse.Namespace, tracking_uri: str | None) -> Red
     from mlflow import MlflowClient
 
     from mlserve.cli_errors import require_tracking_uri
+    from mlserve.promotion.target import MlflowClientLookup, current_target
     from mlserve.registry import resolve_model_uri
 
     # Only with a registry: MlflowClient(None) creates ./mlflow.db in the working directory.
@@ -132,10 +139,7 @@ def _local_redeployer(args: argparse.Namespace, tracking_uri: str | None) -> Red
     def target(promotion: ModelPromoted) -> str | None:
         if client is None or args.no_registry:
             return None
-        if promotion.source == "mlflow-stage":
-            latest = client.get_latest_versions(promotion.model_name, stages=["Production"])
-            return str(max(int(v.version) for v in latest)) if latest else ""
-        return str(client.get_model_version_by_alias(promotion.model_name, promotion.alias or args.alias).version)
+        return current_target(MlflowClientLookup(client), promotion, alias=args.alias, stage="Production")
 
     def resolve(promotion: ModelPromoted, dest: Path) -> Resolved:
         uri = promotion.artifact_uri or f"models:/{promotion.model_name}/{promotion.version}"
@@ -191,17 +195,20 @@ def _status(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    os.environ["MLSERVE_STORE"] = args.store
-    os.environ["MLSERVE_MODEL_NAME"] = args.name
-    # A server handles concurrent requests: score them in worker threads.
-    os.environ.setdefault("MLSERVE_SCORE_IN_THREADS", "true")
-    if args.refresh_seconds is not None:
-        os.environ["MLSERVE_REFRESH_SECONDS"] = str(args.refresh_seconds)
-    if args.allow_pickle:
-        os.environ["MLSERVE_ALLOW_PICKLE"] = "true"
-    from lambda_api.app import create_app
+    from mlserve.config import Settings, env_bool
 
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info", access_log=False)
+    settings = Settings.from_env(
+        store_uri=args.store,
+        model_name=args.name,
+        # A server handles concurrent requests: score them in worker threads.
+        score_in_threads=env_bool(Env.SCORE_IN_THREADS, True),
+        refresh_seconds=args.refresh_seconds,
+        allow_pickle=True if args.allow_pickle else None,
+    )
+    # The app is the API's (lambda_api), found by name: the shared package does not import it.
+    module_name, _, factory_name = API_APP_FACTORY.partition(":")
+    create_app = getattr(importlib.import_module(module_name), factory_name)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", access_log=False)
     return 0
 
 
@@ -214,9 +221,8 @@ def _score(args: argparse.Namespace) -> int:
     from mlserve.batch.job import score_local
     from mlserve.batch.limits import BatchLimits
     from mlserve.batch.reader import is_gzip_file
-    from mlserve.config import env_bool
-    from mlserve.live import LiveModel
-    from mlserve.store import open_store
+    from mlserve.config import Settings, env_bool
+    from mlserve.live import build_live_model
 
     source = Path(args.input)
     if not source.is_file():
@@ -244,14 +250,15 @@ def _score(args: argparse.Namespace) -> int:
         max_listed=args.max_listed,
         progress=progress,
         limits=BatchLimits.from_env(),  # the same MLSERVE_BATCH_* bounds as the batch Lambda
-        escape_formulas=env_bool("MLSERVE_BATCH_ESCAPE_FORMULAS", False),
+        escape_formulas=env_bool(Env.BATCH_ESCAPE_FORMULAS, False),
     )
-    live = LiveModel(
-        open_store(args.store),
-        args.name,
+    settings = Settings(
+        store_uri=args.store,
+        model_name=args.name,
         allow_pickle=args.allow_pickle,
         cache_dir=Path(tempfile.gettempdir()) / "mlserve",
     )
+    live = build_live_model(settings, on_swap=None)
     if args.workers == 1 or gzipped:
         live.get()  # load (download, verify) before the clock starts: rows/s is the scoring rate
         started = time.monotonic()
@@ -381,12 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("name")
     promote.add_argument("version")
     promote.add_argument("--stage", action="store_true", help="use the legacy Production stage, not the alias")
-    promote.add_argument("--alias", default=os.environ.get("MLSERVE_REGISTRY_ALIAS", "champion"))
+    promote.add_argument("--alias", default=os.environ.get(Env.REGISTRY_ALIAS, "champion"))
     promote.add_argument("--tracking-uri", help="MLflow registry (default: MLFLOW_TRACKING_URI)")
     promote.add_argument("--no-registry", action="store_true", help="do not touch the registry, only send the event")
-    promote.add_argument(
-        "--bus", default=os.environ.get("MLSERVE_EVENT_BUS"), help="EventBridge bus to put the event on"
-    )
+    promote.add_argument("--bus", default=os.environ.get(Env.EVENT_BUS), help="EventBridge bus to put the event on")
     promote.add_argument("--store", help="also redeploy in-process into this store (local, no AWS)")
     promote.add_argument("--artifact-uri", help="where the model directory is (default: ask the registry)")
     promote.add_argument("--force", action="store_true", help="accept a breaking signature change")
@@ -398,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("name")
     rollback.add_argument("--to", help="a version deployed successfully before (default: the previous one)")
     rollback.add_argument("--store", required=True)
-    rollback.add_argument("--alias", default=os.environ.get("MLSERVE_REGISTRY_ALIAS", "champion"))
+    rollback.add_argument("--alias", default=os.environ.get(Env.REGISTRY_ALIAS, "champion"))
     rollback.add_argument("--stage", action="store_true", help="move the legacy Production stage instead")
     rollback.add_argument("--tracking-uri", help="also move the alias there (default: MLFLOW_TRACKING_URI)")
     rollback.add_argument("--no-registry", action="store_true")

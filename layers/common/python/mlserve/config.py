@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlserve.contract import RESULTS_PREFIX, Env
 from mlserve.errors import MlserveError
 from mlserve.http import DEFAULT_BODY_LIMIT
 from mlserve.schema import DEFAULT_MAX_ROWS
@@ -40,35 +43,40 @@ def env_number(name: str, default: float, minimum: float = 0) -> float:
     return value
 
 
-@dataclass(frozen=True)
-class Settings:
-    store_uri: str
-    model_name: str
-    refresh_seconds: float = 15.0
-    max_rows: int = DEFAULT_MAX_ROWS
-    max_body_bytes: int = DEFAULT_BODY_LIMIT
+class Settings(BaseModel):
+    """The API's and the batch functions' settings (pydantic: typed, frozen, validated)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    store_uri: str = Field(min_length=1)
+    model_name: str = Field(min_length=1)
+    refresh_seconds: float = Field(default=15.0, ge=0)
+    max_rows: int = Field(default=DEFAULT_MAX_ROWS, ge=1)
+    max_body_bytes: int = Field(default=DEFAULT_BODY_LIMIT, ge=1)
     allow_pickle: bool = False
     cache_dir: Path = Path(tempfile.gettempdir()) / "mlserve"
-    results_prefix: str = "results/"
+    results_prefix: str = RESULTS_PREFIX
     # Score in a worker thread so a multi-request server (uvicorn) overlaps numpy work on
     # other cores; off in Lambda, where a sandbox serves one request at a time.
     score_in_threads: bool = False
 
     @classmethod
-    def from_env(cls) -> Settings:
-        store = os.environ.get("MLSERVE_STORE", "").strip()
-        name = os.environ.get("MLSERVE_MODEL_NAME", "").strip()
-        missing = [var for var, value in (("MLSERVE_STORE", store), ("MLSERVE_MODEL_NAME", name)) if not value]
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Read MLSERVE_* variables; `overrides` (e.g. `mlserve serve`'s flags) win over them.
+        Errors name the variable."""
+        store = str(overrides.pop("store_uri", None) or os.environ.get(Env.STORE, "")).strip()
+        name = str(overrides.pop("model_name", None) or os.environ.get(Env.MODEL_NAME, "")).strip()
+        missing = [var for var, value in ((Env.STORE, store), (Env.MODEL_NAME, name)) if not value]
         if missing:
             raise MlserveError(f"missing required setting(s): {', '.join(missing)}", code="bad_config")
-        return cls(
-            store_uri=store,
-            model_name=name,
-            refresh_seconds=env_number("MLSERVE_REFRESH_SECONDS", 15.0),
-            max_rows=int(env_number("MLSERVE_MAX_ROWS", DEFAULT_MAX_ROWS, minimum=1)),
-            max_body_bytes=int(env_number("MLSERVE_MAX_BODY_BYTES", DEFAULT_BODY_LIMIT, minimum=1)),
-            allow_pickle=env_bool("MLSERVE_ALLOW_PICKLE", False),
-            cache_dir=Path(os.environ.get("MLSERVE_CACHE_DIR") or Path(tempfile.gettempdir()) / "mlserve"),
-            results_prefix=os.environ.get("MLSERVE_RESULTS_PREFIX", "results/") or "results/",
-            score_in_threads=env_bool("MLSERVE_SCORE_IN_THREADS", False),
-        )
+        values: dict[str, Any] = {
+            "refresh_seconds": env_number(Env.REFRESH_SECONDS, 15.0),
+            "max_rows": int(env_number(Env.MAX_ROWS, DEFAULT_MAX_ROWS, minimum=1)),
+            "max_body_bytes": int(env_number(Env.MAX_BODY_BYTES, DEFAULT_BODY_LIMIT, minimum=1)),
+            "allow_pickle": env_bool(Env.ALLOW_PICKLE, False),
+            "cache_dir": Path(os.environ.get(Env.CACHE_DIR) or Path(tempfile.gettempdir()) / "mlserve"),
+            "results_prefix": os.environ.get(Env.RESULTS_PREFIX, RESULTS_PREFIX) or RESULTS_PREFIX,
+            "score_in_threads": env_bool(Env.SCORE_IN_THREADS, False),
+        }
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(store_uri=store, model_name=name, **values)

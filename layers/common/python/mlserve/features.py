@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 DATE_PARTS = ("year", "month", "day", "dayofyear", "weekofyear")
 
 
-class DateParts(TransformerMixin, BaseEstimator):
+class DateParts(TransformerMixin, BaseEstimator):  # type: ignore[misc]  # sklearn ships no types
     """Datetime columns -> integer year, month, day, day of year and ISO week; other
     columns pass through. Boosted trees cannot split on a timestamp, but can on these."""
 

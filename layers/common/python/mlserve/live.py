@@ -15,13 +15,16 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlserve.errors import MlserveError, ModelUnavailableError
 from mlserve.safe_paths import UnsafeNameError, check_model_name, check_version, contained_path
 from mlserve.schema import DEFAULT_MAX_ROWS
 from mlserve.scoring import LoadedModel, ModelIdentity, load_model_dir
 from mlserve.store import ModelStore, is_cache_dir, live_key, version_prefix
+
+if TYPE_CHECKING:
+    from mlserve.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -244,3 +247,27 @@ class LiveModel:
         )
         if self._on_swap is not None:
             self._on_swap(previous, model)
+
+
+_OBSERVED = object()  # build_live_model's default: report swaps to mlserve.observability
+
+
+def build_live_model(settings: Settings, *, s3_client: Any = None, on_swap: Any = _OBSERVED) -> LiveModel:
+    """The one way the API, the batch functions and the CLI make their `LiveModel` from
+    `Settings`. Swaps are logged and timed (ModelLoadSeconds) unless `on_swap` says otherwise
+    (None: nothing, e.g. the CLI's one-shot scoring)."""
+    from mlserve.store import open_store
+
+    if on_swap is _OBSERVED:
+        from mlserve.observability import on_model_swap
+
+        on_swap = on_model_swap
+    return LiveModel(
+        open_store(settings.store_uri, s3_client=s3_client),
+        settings.model_name,
+        refresh_seconds=settings.refresh_seconds,
+        allow_pickle=settings.allow_pickle,
+        max_rows=settings.max_rows,
+        cache_dir=settings.cache_dir,
+        on_swap=on_swap,
+    )

@@ -24,7 +24,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
@@ -32,20 +32,25 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
-SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "mlserve"
-NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "mlserve"
+# Metric names live in the contract (the Monitoring construct's dashboard uses the same ones).
+from mlserve.contract import (
+    METRICS_NAMESPACE,
+    MODEL_LOAD_SECONDS,
+    PREDICTION_REQUESTS,
+    PREDICTIONS,
+    REDEPLOY_SECONDS,
+    REDEPLOYS,
+    ROWS_REJECTED,
+    ROWS_SCORED,
+    SERVICE_NAME,
+    VALIDATION_ERRORS,
+    WEBHOOK_DELIVERIES,
+    Env,
+)
 
-# Metric names: the Monitoring construct's dashboard refers to these.
-PREDICTIONS = "Predictions"  # rows predicted by the online API
-PREDICTION_REQUESTS = "PredictionRequests"
-VALIDATION_ERRORS = "ValidationErrors"  # requests refused with a 4xx for their input
-ROWS_SCORED = "RowsScored"  # batch
-ROWS_REJECTED = "RowsRejected"  # batch
-MODEL_LOAD_SECONDS = "ModelLoadSeconds"
-REDEPLOYS = "Redeploys"  # dimension outcome=deployed|failed|superseded|already_live|error
-REDEPLOY_SECONDS = "RedeploySeconds"
-WEBHOOK_DELIVERIES = "WebhookDeliveries"  # dimension outcome=accepted|ignored|duplicate|rejected|error
-COLD_START = "ColdStart"  # emitted by Powertools (capture_cold_start_metric)
+SERVICE = os.environ.get(Env.POWERTOOLS_SERVICE_NAME) or SERVICE_NAME
+NAMESPACE = os.environ.get(Env.POWERTOOLS_METRICS_NAMESPACE) or METRICS_NAMESPACE
+
 
 API_GATEWAY_REQUEST_ID = correlation_paths.API_GATEWAY_REST  # requestContext.requestId (v1 and v2)
 S3_REQUEST_ID = 'Records[0].responseElements."x-amz-request-id"'
@@ -59,11 +64,6 @@ _own_log = logging.getLogger(__name__)
 # Redeploy and webhook metrics are flushed at once (``single_metric``, own dimensions), so the
 # handler-level flush often has nothing left: that is expected, not worth a warning per container.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
-
-
-class TracerLike(Protocol):
-    def capture_lambda_handler(self, lambda_handler: Any = None, **kwargs: Any) -> Any: ...
-    def capture_method(self, method: Any = None, **kwargs: Any) -> Any: ...
 
 
 class NoOpTracer:
@@ -83,7 +83,7 @@ class NoOpTracer:
 
 def tracing_enabled(environ: dict[str, str] | None = None) -> bool:
     env = os.environ if environ is None else environ
-    if env.get("POWERTOOLS_TRACE_DISABLED", "").lower() in ("1", "true", "yes"):
+    if env.get(Env.POWERTOOLS_TRACE_DISABLED, "").lower() in ("1", "true", "yes"):
         return False
     if not env.get("AWS_LAMBDA_FUNCTION_NAME"):
         return False
@@ -172,13 +172,13 @@ def local_tool() -> Iterator[None]:
         if isinstance(h, logging.StreamHandler) and not isinstance(h.stream, _CurrentStderr)
     ]
     streams = [_swap_stream(h, _CurrentStderr()) for h in handlers]
-    had = "POWERTOOLS_METRICS_DISABLED" in os.environ
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    had = Env.POWERTOOLS_METRICS_DISABLED in os.environ
+    os.environ.setdefault(Env.POWERTOOLS_METRICS_DISABLED, "true")
     try:
         yield
     finally:
         if not had:
-            os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
+            os.environ.pop(Env.POWERTOOLS_METRICS_DISABLED, None)
         for h, stream in zip(handlers, streams, strict=True):
             if stream is not None:
                 _swap_stream(h, stream)

@@ -33,7 +33,6 @@ from mlserve.errors import MlserveError
 from mlserve.live import LiveModel
 from mlserve.mlmodel import read_input_example
 from mlserve.scoring import LoadedModel, predict_rows
-from mlserve.store import S3Store, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -118,9 +117,7 @@ def restore_live_model(live: LiveModel, *, s3_client: Any = None) -> None:
     """After a restore: a fresh store client, the pointer re-read on the next ``get()``,
     and this environment's own load time (the snapshot's is shared by every copy)."""
     forget_aws_session()
-    store = live.store
-    if isinstance(store, S3Store):
-        live.store = open_store(store.uri, s3_client=s3_client)
+    live.store = live.store.reconnected(s3_client)
     live.force_next_check()
     current = live.current
     if current is not None:

@@ -15,17 +15,17 @@ import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote, urlparse
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote, urlparse
 
 from mlserve.checksums import CACHE_MARKER
 from mlserve.errors import StoreError
 from mlserve.safe_paths import check_model_name, check_version, contained_path
 
-
-def model_prefix(name: str) -> str:
-    return f"models/{check_model_name(name)}/"
+if TYPE_CHECKING:  # boto3-stubs (dev only): the runtime never imports them
+    from mypy_boto3_s3 import S3Client
 
 
 def version_prefix(name: str, version: str) -> str:
@@ -91,14 +91,27 @@ class ModelStore(ABC):
         """Make the objects under `prefix` available as files in a local directory and
         return it (may be `dest`, or the store's own directory for a local store)."""
 
-    def upload_dir(self, src: Path, prefix: str) -> list[str]:
-        """Copy every file under `src` to `prefix`; return the keys written."""
-        written = []
-        for path in sorted(p for p in src.rglob("*") if p.is_file()):
-            key = prefix + path.relative_to(src).as_posix()
-            self.write_bytes(key, path.read_bytes())
-            written.append(key)
-        return written
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """Up to `length` bytes from offset `start`, without reading the rest of the object.
+        Raise KeyError when the object does not exist."""
+        return self.read_bytes(key)[start : start + length]
+
+    def local_path(self, key: str) -> Path | None:
+        """The object as a file on this machine (local stores), else None."""
+        return None
+
+    def presign_get(self, key: str, *, filename: str, content_type: str, expires_in: int) -> str | None:
+        """A time-limited download URL for a browser (S3), or None where the store has none
+        (local: the API serves the file itself)."""
+        return None
+
+    def keys_modified_since(self, prefix: str, since: datetime) -> Iterator[str]:
+        """Keys under `prefix` written at or after `since`."""
+        raise NotImplementedError
+
+    def reconnected(self, s3_client: S3Client | None = None) -> ModelStore:
+        """The same store with fresh clients (after a SnapStart restore); itself when it has none."""
+        return self
 
 
 class WriteConflict(StoreError):
@@ -120,6 +133,23 @@ class LocalStore(ModelStore):
         if not path.is_relative_to(self.root.resolve()):
             raise StoreError(f"key escapes the store root: {key!r}")
         return path
+
+    def local_path(self, key: str) -> Path:
+        """Where `key` lives (or would live) on disk; refuses keys outside the root."""
+        return self._path(key)
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        try:
+            with open(self._path(key), "rb") as handle:
+                handle.seek(start)
+                return handle.read(length)
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def keys_modified_since(self, prefix: str, since: datetime) -> Iterator[str]:
+        for key in self.list_keys(prefix):
+            if datetime.fromtimestamp(self._path(key).stat().st_mtime, UTC) >= since:
+                yield key
 
     def read_bytes(self, key: str) -> bytes:
         path = self._path(key)
@@ -196,14 +226,14 @@ class LocalStore(ModelStore):
 
 
 class S3Store(ModelStore):
-    def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
+    def __init__(self, bucket: str, prefix: str = "", client: S3Client | None = None) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
         self._client = client
 
     @property
-    def client(self) -> Any:
+    def client(self) -> S3Client:
         # Created lazily so that importing mlserve never costs a boto3 client.
         if self._client is None:
             import boto3
@@ -213,6 +243,35 @@ class S3Store(ModelStore):
 
     def _key(self, key: str) -> str:
         return self.prefix + key
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        response = self._call("read", key, self.client.get_object, Range=f"bytes={start}-{start + length - 1}")
+        return bytes(response["Body"].read())
+
+    def presign_get(self, key: str, *, filename: str, content_type: str, expires_in: int) -> str:
+        url: str = self.client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": self._key(key),
+                "ResponseContentDisposition": f"attachment; filename*=UTF-8''{quote(filename)}",
+                "ResponseContentType": content_type,
+            },
+            ExpiresIn=expires_in,
+        )
+        return url
+
+    def keys_modified_since(self, prefix: str, since: datetime) -> Iterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            for item in page.get("Contents", []):
+                if item["LastModified"] >= since:
+                    yield str(item["Key"])[len(self.prefix) :]
+
+    def reconnected(self, s3_client: S3Client | None = None) -> ModelStore:
+        return open_store(self.uri, s3_client=s3_client)
 
     def _call(self, what: str, key: str, fn: Any, **kwargs: Any) -> Any:
         from botocore.exceptions import ClientError
@@ -260,7 +319,7 @@ class S3Store(ModelStore):
     ) -> str:
         from botocore.exceptions import ClientError
 
-        extra: dict[str, str] = {"ContentType": content_type} if content_type else {}
+        extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
         if if_match is not None:
             extra["IfMatch"] = f'"{if_match}"'
         if if_none_match:
@@ -341,7 +400,7 @@ def replace_cache_dir(fresh: Path, dest: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
-def open_store(uri: str, s3_client: Any = None) -> ModelStore:
+def open_store(uri: str, s3_client: S3Client | None = None) -> ModelStore:
     """`s3://bucket/prefix`, `file:///abs/path`, or a plain filesystem path."""
     parsed = urlparse(uri)
     if parsed.scheme == "s3":

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 import orjson
 
+from mlserve.contract import Env
 from mlserve.errors import ErrorDetail, InputError
 from mlserve.schema import ValidatedRows
 from mlserve.scoring import LoadedModel, predict_rows
@@ -452,15 +453,13 @@ class StreamRuntime:
 
         from mlserve.config import Settings
         from mlserve.errors import MlserveError
-        from mlserve.live import LiveModel
-        from mlserve.observability import on_model_swap
-        from mlserve.store import open_store
+        from mlserve.live import build_live_model
 
         session = session or boto3.session.Session()
         settings = Settings.from_env()
-        kind = os.environ.get("MLSERVE_STREAM_OUTPUT", "kinesis")
-        target = os.environ.get("MLSERVE_STREAM_OUTPUT_NAME", "")
-        queue_url = os.environ.get("MLSERVE_STREAM_FAILURE_QUEUE_URL", "")
+        kind = os.environ.get(Env.STREAM_OUTPUT, "kinesis")
+        target = os.environ.get(Env.STREAM_OUTPUT_NAME, "")
+        queue_url = os.environ.get(Env.STREAM_FAILURE_QUEUE_URL, "")
         if kind not in OUTPUT_KINDS:
             raise MlserveError(f"MLSERVE_STREAM_OUTPUT={kind!r} must be kinesis or firehose", code="bad_config")
         if not target or not queue_url:
@@ -473,15 +472,7 @@ class StreamRuntime:
             if kind == "kinesis"
             else FirehoseWriter(session.client("firehose"), target)
         )
-        live = LiveModel(
-            open_store(settings.store_uri, s3_client=session.client("s3")),
-            settings.model_name,
-            refresh_seconds=settings.refresh_seconds,
-            allow_pickle=settings.allow_pickle,
-            max_rows=settings.max_rows,
-            cache_dir=settings.cache_dir,
-            on_swap=on_model_swap,
-        )
+        live = build_live_model(settings, s3_client=session.client("s3"))
         return cls(live, writer, FailureQueue(session.client("sqs"), queue_url))
 
     def handle_event(self, event: dict[str, Any]) -> dict[str, Any]:

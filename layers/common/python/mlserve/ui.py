@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from mlserve.config import env_number
+from mlserve.contract import Env
 from mlserve.errors import InputError, MlserveError
 from mlserve.mlmodel import read_input_example
 from mlserve.scoring import LoadedModel
@@ -91,7 +92,7 @@ def docs_html(root_path: str, openapi_url: str, title: str) -> bytes:
 def ui_config() -> dict[str, Any]:
     return {
         "auth": auth_mode(),
-        "upload_max_bytes": int(env_number("MLSERVE_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES, minimum=1)),
+        "upload_max_bytes": int(env_number(Env.UPLOAD_MAX_BYTES, DEFAULT_UPLOAD_MAX_BYTES, minimum=1)),
     }
 
 

@@ -47,6 +47,7 @@ from mlserve.batch.limits import LimitExceeded
 from mlserve.batch.output import MIN_PART_BYTES, Sink
 from mlserve.batch.overlap import BackgroundPartsSink, ReadAhead
 from mlserve.batch.ranges import ByteRange, plan_ranges
+from mlserve.contract import Env
 from mlserve.errors import InputError, MlserveError, ModelUnavailableError
 from mlserve.scoring import LoadedModel
 
@@ -638,12 +639,12 @@ class FanoutStarter:
 
         from mlserve.config import env_number
 
-        arn = os.environ.get("MLSERVE_FANOUT_STATE_MACHINE_ARN")
+        arn = os.environ.get(Env.FANOUT_STATE_MACHINE_ARN)
         if not arn:
             return None
         import boto3
 
-        threshold = int(env_number("MLSERVE_FANOUT_THRESHOLD_BYTES", DEFAULT_THRESHOLD_BYTES, minimum=1))
+        threshold = int(env_number(Env.FANOUT_THRESHOLD_BYTES, DEFAULT_THRESHOLD_BYTES, minimum=1))
         return cls(s3, boto3.client("stepfunctions"), arn, threshold)
 
     def _is_gzip(self, item: S3Input) -> bool:

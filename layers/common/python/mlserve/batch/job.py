@@ -24,6 +24,15 @@ from mlserve.batch.core import BatchOptions, ScoreResult, score_stream
 from mlserve.batch.limits import LimitExceeded
 from mlserve.batch.output import Sink
 from mlserve.batch.overlap import BackgroundPartsSink, ReadAhead, WriteBehind
+from mlserve.contract import (
+    INCOMING_PREFIX,
+    INPUT_SUFFIXES,
+    JOB_CLAIMS_DIR,
+    MARKERS_DIR,
+    PREDICTIONS_SUFFIX,
+    REPORT_SUFFIX,
+    RESULTS_PREFIX,
+)
 from mlserve.errors import InputError, MlserveError
 from mlserve.live import LiveModel
 from mlserve.observability import record_rows_scored
@@ -31,10 +40,7 @@ from mlserve.scoring import LoadedModel
 
 logger = logging.getLogger(__name__)
 
-INCOMING_PREFIX = "incoming/"
-SUFFIXES = (".csv", ".csv.gz")
-PREDICTIONS_SUFFIX = ".predictions.csv"
-REPORT_SUFFIX = ".report.json"
+SUFFIXES = INPUT_SUFFIXES
 # Output bytes kept for the web page's summary (uploads.SUMMARY_MAX_BYTES, plus one byte
 # to tell a partial summary).
 SUMMARY_CAPTURE_BYTES = 20 * 1024 * 1024 + 1
@@ -87,7 +93,7 @@ def result_keys(key: str, results_prefix: str) -> tuple[str, str, str]:
 
 def marker_key(relative: str, results_prefix: str, version: str) -> str:
     prefix = results_prefix if results_prefix.endswith("/") else results_prefix + "/"
-    return f"{prefix}.markers/{relative}/{version}"
+    return f"{prefix}{MARKERS_DIR}{relative}/{version}"
 
 
 def _iso(ts: float) -> str:
@@ -125,7 +131,7 @@ def build_report(
     }
     if error is not None:
         code = error.code if isinstance(error, MlserveError) else type(error).__name__
-        message = error.message if isinstance(error, MlserveError) else str(error)
+        message = (error.message if isinstance(error, MlserveError) else str(error)) or type(error).__name__
         report["error"] = {"code": code, "message": message}
     return report
 
@@ -286,7 +292,7 @@ def claim_job(client: Any, bucket: str, results_prefix: str, key: str, version: 
     if job_id is None:
         return True
     prefix = results_prefix if results_prefix.endswith("/") else results_prefix + "/"
-    marker = f"{prefix}.jobs/{job_id}"
+    marker = f"{prefix}{JOB_CLAIMS_DIR}{job_id}"
     body = {"key": key, "version": version, "claimed_at": _iso(time.time())}
     try:
         client.put_object(
@@ -369,7 +375,8 @@ class HeadCapture:
 def write_summary(client: Any, bucket: str, head: bytes, report_key: str) -> None:
     """The job page's summary of the predictions, cached beside the report
     (`.summary.json`), so status polls do not re-parse up to 20 MB each time."""
-    from mlserve.uploads import SUMMARY_MAX_BYTES, SUMMARY_SUFFIX, summarize
+    from mlserve.contract import SUMMARY_SUFFIX
+    from mlserve.uploads.summaries import SUMMARY_MAX_BYTES, summarize
 
     try:
         summary = summarize(bytes(head[:SUMMARY_MAX_BYTES]), partial=len(head) > SUMMARY_MAX_BYTES)
@@ -384,7 +391,7 @@ def process_s3_object(
     item: S3Input,
     live: LiveModel,
     *,
-    results_prefix: str = "results/",
+    results_prefix: str = RESULTS_PREFIX,
     options: BatchOptions | None = None,
     deadline: float | None = None,
     time_left: Callable[[], float] | None = None,

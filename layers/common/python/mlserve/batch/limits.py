@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlserve.config import env_number
+from mlserve.contract import Env
 from mlserve.errors import InputError, MlserveError
 
 GIB = 1024**3
@@ -38,14 +39,12 @@ class BatchLimits:
     @classmethod
     def from_env(cls) -> BatchLimits:
         return cls(
-            max_bytes=int(env_number("MLSERVE_BATCH_MAX_BYTES", DEFAULT_MAX_BYTES, minimum=1)),
-            max_record_bytes=int(env_number("MLSERVE_BATCH_MAX_RECORD_BYTES", DEFAULT_MAX_RECORD_BYTES, minimum=64)),
-            max_columns=int(env_number("MLSERVE_BATCH_MAX_COLUMNS", DEFAULT_MAX_COLUMNS, minimum=1)),
-            max_ratio=env_number("MLSERVE_BATCH_MAX_DECOMPRESSION_RATIO", DEFAULT_MAX_RATIO, minimum=1),
-            ratio_grace_bytes=int(env_number("MLSERVE_BATCH_RATIO_GRACE_BYTES", DEFAULT_RATIO_GRACE_BYTES)),
-            deadline_margin_seconds=env_number(
-                "MLSERVE_BATCH_DEADLINE_MARGIN_SECONDS", DEFAULT_DEADLINE_MARGIN_SECONDS
-            ),
+            max_bytes=int(env_number(Env.BATCH_MAX_BYTES, DEFAULT_MAX_BYTES, minimum=1)),
+            max_record_bytes=int(env_number(Env.BATCH_MAX_RECORD_BYTES, DEFAULT_MAX_RECORD_BYTES, minimum=64)),
+            max_columns=int(env_number(Env.BATCH_MAX_COLUMNS, DEFAULT_MAX_COLUMNS, minimum=1)),
+            max_ratio=env_number(Env.BATCH_MAX_DECOMPRESSION_RATIO, DEFAULT_MAX_RATIO, minimum=1),
+            ratio_grace_bytes=int(env_number(Env.BATCH_RATIO_GRACE_BYTES, DEFAULT_RATIO_GRACE_BYTES)),
+            deadline_margin_seconds=env_number(Env.BATCH_DEADLINE_MARGIN_SECONDS, DEFAULT_DEADLINE_MARGIN_SECONDS),
         )
 
 

@@ -30,10 +30,11 @@ from typing import Any
 
 from mlserve.batch.core import BatchOptions
 from mlserve.batch.fanout import HeaderThenRange, merge_reports, score_range_into
-from mlserve.batch.job import PREDICTIONS_SUFFIX, REPORT_SUFFIX, build_report
+from mlserve.batch.job import build_report
 from mlserve.batch.output import LocalFileSink, Sink
 from mlserve.batch.overlap import WriteBehind
 from mlserve.batch.ranges import ByteRange, plan_ranges
+from mlserve.contract import PREDICTIONS_SUFFIX, REPORT_SUFFIX
 from mlserve.errors import InputError, MlserveError, ModelUnavailableError
 from mlserve.live import load_version, read_pointer
 from mlserve.scoring import LoadedModel

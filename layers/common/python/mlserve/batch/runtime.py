@@ -10,9 +10,7 @@ from typing import Any
 from mlserve.batch.core import BatchOptions
 from mlserve.batch.job import ClaimHeld, S3Input, inputs_from_event, process_s3_object
 from mlserve.config import Settings
-from mlserve.live import LiveModel
-from mlserve.observability import on_model_swap
-from mlserve.store import open_store
+from mlserve.live import LiveModel, build_live_model
 
 logger = logging.getLogger(__name__)
 
@@ -32,15 +30,7 @@ class BatchRuntime:
 
         settings = Settings.from_env()
         client = s3_client or boto3.client("s3")
-        live = LiveModel(
-            open_store(settings.store_uri, s3_client=client),
-            settings.model_name,
-            refresh_seconds=settings.refresh_seconds,
-            allow_pickle=settings.allow_pickle,
-            max_rows=settings.max_rows,
-            cache_dir=settings.cache_dir,
-            on_swap=on_model_swap,  # logs carry model_name/model_version; ModelLoadSeconds
-        )
+        live = build_live_model(settings, s3_client=client)  # swaps: logs + ModelLoadSeconds
         from mlserve.batch.fanout import FanoutStarter
 
         return cls(settings, live, client, BatchOptions.from_env(), FanoutStarter.from_env(client))

@@ -25,19 +25,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlserve.batch.job import (
-    INCOMING_PREFIX,
     SUFFIXES,
     ClaimHeld,
     S3Input,
     process_s3_object,
     result_keys,
 )
+from mlserve.contract import INCOMING_PREFIX, RESULTS_PREFIX, SCHEDULE_RUNS_DIR, Env
 from mlserve.errors import MlserveError
 from mlserve.scoring import LoadedModel
 
 logger = logging.getLogger(__name__)
 
-RUNS_DIR = "_runs"
+RUNS_DIR = SCHEDULE_RUNS_DIR
 SCHEDULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LISTED_KEYS = 50  # keys listed by name in a summary section; the counts are always complete
 DONE_STATUSES = ("succeeded", "rejected")
@@ -191,7 +191,7 @@ def run_schedule(
     request: ScheduleRequest,
     live: Any,
     *,
-    results_prefix: str = "results/",
+    results_prefix: str = RESULTS_PREFIX,
     options: Any = None,
     limits: ScheduleLimits | None = None,
     deadline: float | None = None,
@@ -325,8 +325,8 @@ class ScheduledRuntime:
         from mlserve.batch.runtime import BatchRuntime
         from mlserve.config import env_number
 
-        bucket = os.environ.get("MLSERVE_BATCH_BUCKET", "").strip()
-        raw = os.environ.get("MLSERVE_SCHEDULES", "")
+        bucket = os.environ.get(Env.BATCH_BUCKET, "").strip()
+        raw = os.environ.get(Env.SCHEDULES, "")
         try:
             schedules = json.loads(raw) if raw else None
         except ValueError:
@@ -337,8 +337,8 @@ class ScheduledRuntime:
                 code="bad_config",
             )
         limits = ScheduleLimits(
-            max_files=int(env_number("MLSERVE_SCHEDULE_MAX_FILES", 100, minimum=1)),
-            stop_margin_seconds=env_number("MLSERVE_SCHEDULE_STOP_MARGIN_SECONDS", 60.0),
+            max_files=int(env_number(Env.SCHEDULE_MAX_FILES, 100, minimum=1)),
+            stop_margin_seconds=env_number(Env.SCHEDULE_STOP_MARGIN_SECONDS, 60.0),
         )
         return cls(BatchRuntime.from_env(s3_client), bucket, {str(k): str(v) for k, v in schedules.items()}, limits)
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from mlserve.config import env_number
+from mlserve.contract import Env
 from mlserve.errors import MlserveError
 
 logger = logging.getLogger(__name__)
@@ -58,19 +59,19 @@ class CaptureSettings:
 
     @classmethod
     def from_env(cls) -> CaptureSettings:
-        stream = os.environ.get("MLSERVE_CAPTURE_STREAM", "").strip() or None
-        directory = os.environ.get("MLSERVE_CAPTURE_DIR", "").strip()
-        rate = env_number("MLSERVE_CAPTURE_SAMPLE_RATE", 1.0)
+        stream = os.environ.get(Env.CAPTURE_STREAM, "").strip() or None
+        directory = os.environ.get(Env.CAPTURE_DIR, "").strip()
+        rate = env_number(Env.CAPTURE_SAMPLE_RATE, 1.0)
         if rate > 1:
             raise MlserveError(f"MLSERVE_CAPTURE_SAMPLE_RATE={rate} must be between 0 and 1", code="bad_config")
-        columns = tuple(c.strip() for c in os.environ.get("MLSERVE_CAPTURE_COLUMNS", "").split(",") if c.strip())
+        columns = tuple(c.strip() for c in os.environ.get(Env.CAPTURE_COLUMNS, "").split(",") if c.strip())
         return cls(
             stream=stream,
             directory=Path(directory) if directory else None,
             sample_rate=rate,
-            max_rows_per_minute=int(env_number("MLSERVE_CAPTURE_MAX_ROWS_PER_MINUTE", 6000)),
+            max_rows_per_minute=int(env_number(Env.CAPTURE_MAX_ROWS_PER_MINUTE, 6000)),
             columns=columns,
-            flush_seconds=env_number("MLSERVE_CAPTURE_FLUSH_SECONDS", 1.0, minimum=0.01),
+            flush_seconds=env_number(Env.CAPTURE_FLUSH_SECONDS, 1.0, minimum=0.01),
         )
 
     def captured_columns(self, signature_columns: Sequence[str]) -> list[str]:
@@ -281,7 +282,7 @@ def write_local(directory: Path, model: str, records: list[bytes], now: float) -
     day = datetime.fromtimestamp(now, UTC)
     target = directory / capture_prefix(model) / version / f"dt={day:%Y-%m-%d}"
     target.mkdir(parents=True, exist_ok=True)
-    path = target / f"{day:%H%M%S}-{os.getpid()}-{random.getrandbits(32):08x}.jsonl.gz"
+    path: Path = target / f"{day:%H%M%S}-{os.getpid()}-{random.getrandbits(32):08x}.jsonl.gz"
     path.write_bytes(gzip.compress(b"".join(records)))
     return path
 

@@ -18,6 +18,16 @@ from typing import Any
 import numpy as np
 
 from mlserve.config import env_number
+from mlserve.contract import (
+    DRIFTED_FEATURE_SHARE,
+    FEATURE_DRIFTED,
+    FEATURE_PSI,
+    INCOMING_PREFIX,
+    METRICS_NAMESPACE,
+    MODEL_DRIFT_DETECTED,
+    MONITORING_EVENT_SOURCE,
+    Env,
+)
 from mlserve.errors import MlserveError
 from mlserve.live import read_pointer
 from mlserve.monitoring.capture import capture_prefix
@@ -31,13 +41,11 @@ from mlserve.monitoring.profile import (
     column_kind,
 )
 from mlserve.monitoring.report import render_html
-from mlserve.store import LocalStore, ModelStore, S3Store, open_store, version_prefix
+from mlserve.store import ModelStore, open_store, version_prefix
 
 logger = logging.getLogger(__name__)
 
-MODEL_DRIFT_DETECTED = "ModelDriftDetected"
-EVENT_SOURCE = "mlserve.monitoring"
-METRICS_NAMESPACE = "mlserve"
+EVENT_SOURCE = MONITORING_EVENT_SOURCE
 # Rows are converted to numpy in blocks of this many, so peak memory stays near the arrays.
 BLOCK_ROWS = 65536
 
@@ -52,7 +60,7 @@ class DriftJobSettings:
     model_name: str
     monitoring_uri: str
     batch_uri: str | None = None
-    batch_prefixes: tuple[str, ...] = ("incoming/",)
+    batch_prefixes: tuple[str, ...] = (INCOMING_PREFIX,)
     window_days: float = 1.0
     max_rows: int = 2_000_000
     policy: DriftPolicy = field(default_factory=DriftPolicy)
@@ -61,34 +69,34 @@ class DriftJobSettings:
 
     @classmethod
     def from_env(cls) -> DriftJobSettings:
-        store = os.environ.get("MLSERVE_STORE", "").strip()
-        name = os.environ.get("MLSERVE_MODEL_NAME", "").strip()
+        store = os.environ.get(Env.STORE, "").strip()
+        name = os.environ.get(Env.MODEL_NAME, "").strip()
         if not store or not name:
             raise MlserveError("MLSERVE_STORE and MLSERVE_MODEL_NAME are required", code="bad_config")
-        thresholds_raw = os.environ.get("MLSERVE_DRIFT_THRESHOLDS", "").strip()
+        thresholds_raw = os.environ.get(Env.DRIFT_THRESHOLDS, "").strip()
         try:
             thresholds = json.loads(thresholds_raw) if thresholds_raw else {}
         except json.JSONDecodeError as exc:
             raise MlserveError(f"MLSERVE_DRIFT_THRESHOLDS is not JSON: {exc}", code="bad_config") from None
         policy = DriftPolicy(
-            numeric_test=os.environ.get("MLSERVE_DRIFT_NUMERIC_TEST", "psi"),
-            categorical_test=os.environ.get("MLSERVE_DRIFT_CATEGORICAL_TEST", "jensenshannon"),
+            numeric_test=os.environ.get(Env.DRIFT_NUMERIC_TEST, "psi"),
+            categorical_test=os.environ.get(Env.DRIFT_CATEGORICAL_TEST, "jensenshannon"),
             thresholds=thresholds,
-            drift_share=env_number("MLSERVE_DRIFT_SHARE", 0.5),
+            drift_share=env_number(Env.DRIFT_SHARE, 0.5),
         )
         prefixes = tuple(
-            p.strip() for p in os.environ.get("MLSERVE_DRIFT_BATCH_PREFIXES", "incoming/").split(",") if p.strip()
+            p.strip() for p in os.environ.get(Env.DRIFT_BATCH_PREFIXES, INCOMING_PREFIX).split(",") if p.strip()
         )
         return cls(
             store_uri=store,
             model_name=name,
-            monitoring_uri=os.environ.get("MLSERVE_MONITORING_STORE", "").strip() or store,
-            batch_uri=os.environ.get("MLSERVE_BATCH_STORE", "").strip() or None,
+            monitoring_uri=os.environ.get(Env.MONITORING_STORE, "").strip() or store,
+            batch_uri=os.environ.get(Env.BATCH_STORE, "").strip() or None,
             batch_prefixes=prefixes,
-            window_days=env_number("MLSERVE_DRIFT_WINDOW_DAYS", 1.0, minimum=0.001),
-            max_rows=int(env_number("MLSERVE_DRIFT_MAX_ROWS", 2_000_000, minimum=1)),
+            window_days=env_number(Env.DRIFT_WINDOW_DAYS, 1.0, minimum=0.001),
+            max_rows=int(env_number(Env.DRIFT_MAX_ROWS, 2_000_000, minimum=1)),
             policy=policy,
-            event_bus=os.environ.get("MLSERVE_EVENT_BUS", "").strip() or None,
+            event_bus=os.environ.get(Env.EVENT_BUS, "").strip() or None,
             publish_metrics=True,
         )
 
@@ -98,19 +106,7 @@ class DriftJobSettings:
 
 def objects_since(store: ModelStore, prefix: str, since: datetime) -> Iterator[str]:
     """Keys under ``prefix`` written at or after ``since`` (S3 LastModified / file mtime)."""
-    if isinstance(store, S3Store):
-        paginator = store.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=store.bucket, Prefix=store.prefix + prefix):
-            for item in page.get("Contents", []):
-                if item["LastModified"] >= since:
-                    yield str(item["Key"])[len(store.prefix) :]
-    elif isinstance(store, LocalStore):
-        for key in store.list_keys(prefix):
-            path = store.root / key
-            if datetime.fromtimestamp(path.stat().st_mtime, UTC) >= since:
-                yield key
-    else:  # pragma: no cover - only two stores exist
-        yield from store.list_keys(prefix)
+    return store.keys_modified_since(prefix, since)
 
 
 def _decompressed(data: bytes) -> bytes:
@@ -390,7 +386,7 @@ def _write(store: ModelStore, settings: DriftJobSettings, report: dict[str, Any]
 def publish_metrics(client: Any, model: str, features: list[FeatureDrift], share: float) -> None:
     data: list[dict[str, Any]] = [
         {
-            "MetricName": "DriftedFeatureShare",
+            "MetricName": DRIFTED_FEATURE_SHARE,
             "Dimensions": [{"Name": "Model", "Value": model}],
             "Value": share,
             "Unit": "None",
@@ -402,7 +398,7 @@ def publish_metrics(client: Any, model: str, features: list[FeatureDrift], share
         dims = [{"Name": "Model", "Value": model}, {"Name": "Feature", "Value": feature.name}]
         data.append(
             {
-                "MetricName": "FeatureDrifted",
+                "MetricName": FEATURE_DRIFTED,
                 "Dimensions": dims,
                 "Value": 1.0 if feature.result.drifted else 0.0,
                 "Unit": "None",
@@ -410,7 +406,7 @@ def publish_metrics(client: Any, model: str, features: list[FeatureDrift], share
         )
         if np.isfinite(feature.result.psi):
             data.append(
-                {"MetricName": "FeaturePSI", "Dimensions": dims, "Value": float(feature.result.psi), "Unit": "None"}
+                {"MetricName": FEATURE_PSI, "Dimensions": dims, "Value": float(feature.result.psi), "Unit": "None"}
             )
     for start in range(0, len(data), 500):  # PutMetricData takes up to 1,000 values per call
         client.put_metric_data(Namespace=METRICS_NAMESPACE, MetricData=data[start : start + 500])

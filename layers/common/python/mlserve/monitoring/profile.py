@@ -47,13 +47,15 @@ def as_numeric(values: Iterable[Any] | np.ndarray, signature_type: str = "double
         parsed = pd.to_datetime(pd.Series(list(values), dtype=object), utc=True, errors="coerce", format="mixed")
         # Unit-independent (pandas 3 may parse to us or s resolution); NaT -> NaN.
         seconds = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
-        return seconds.to_numpy(dtype=np.float64, na_value=np.nan)
+        as_seconds: np.ndarray = seconds.to_numpy(dtype=np.float64, na_value=np.nan)
+        return as_seconds
     array = np.asarray(values if isinstance(values, np.ndarray) else list(values))
     if array.dtype.kind in "fiub":
         return array.astype(np.float64)
     import pandas as pd
 
-    return pd.to_numeric(pd.Series(array, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    numbers: np.ndarray = pd.to_numeric(pd.Series(array, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    return numbers
 
 
 def as_categorical(values: Iterable[Any] | np.ndarray) -> np.ndarray:
@@ -70,7 +72,8 @@ def as_categorical(values: Iterable[Any] | np.ndarray) -> np.ndarray:
 def present(values: np.ndarray, kind: str) -> np.ndarray:
     """The non-missing values (Evidently drops NaN and +-inf before its tests)."""
     if kind == "numeric":
-        return values[np.isfinite(values)]
+        finite: np.ndarray = values[np.isfinite(values)]
+        return finite
     return values[np.array([v is not None for v in values], dtype=bool)] if values.size else values
 
 

@@ -17,23 +17,25 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mlserve.contract import (
+    MODEL_PROMOTED,
+    MODEL_PROMOTION_FORCED,
+    REGISTRY_EVENT_SOURCE,
+    SAGEMAKER_DETAIL_TYPE,
+    SAGEMAKER_SOURCE,
+)
 from mlserve.errors import MlserveError
 from mlserve.safe_paths import UnsafeNameError, check_model_name, check_version
 
+if TYPE_CHECKING:  # boto3-stubs (dev only)
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+
 logger = logging.getLogger(__name__)
 
-EVENT_SOURCE = "mlserve.registry"
-MODEL_PROMOTED = "ModelPromoted"
-# The same detail, but `force` (accept a breaking signature) is honoured. The bus policy lets
-# only the principals in context `force_promoters` put this detail-type (docs/security.md):
-# EventBridge events carry no reliable caller identity, so the detail-type is the proof.
-MODEL_PROMOTION_FORCED = "ModelPromotionForced"
-MODEL_DEPLOYED = "ModelDeployed"
-MODEL_DEPLOYMENT_FAILED = "ModelDeploymentFailed"
-SAGEMAKER_SOURCE = "aws.sagemaker"
-SAGEMAKER_DETAIL_TYPE = "SageMaker Model Package State Change"
+EVENT_SOURCE = REGISTRY_EVENT_SOURCE
 
 SOURCES = ("mlflow-alias", "mlflow-stage", "cli", "sagemaker")
 
@@ -179,7 +181,9 @@ def sagemaker_pattern(package_group: str) -> dict[str, Any]:
     }
 
 
-def entry(detail_type: str, detail: dict[str, Any], bus: str, resources: list[str] | None = None) -> dict[str, Any]:
+def entry(
+    detail_type: str, detail: dict[str, Any], bus: str, resources: list[str] | None = None
+) -> PutEventsRequestEntryTypeDef:
     return {
         "Source": EVENT_SOURCE,
         "DetailType": detail_type,
@@ -189,7 +193,7 @@ def entry(detail_type: str, detail: dict[str, Any], bus: str, resources: list[st
     }
 
 
-def put_event(client: Any, bus: str, detail_type: str, detail: dict[str, Any]) -> str:
+def put_event(client: EventBridgeClient, bus: str, detail_type: str, detail: dict[str, Any]) -> str:
     """Put one event; raise if EventBridge refused it. Returns the event id."""
     response = client.put_events(Entries=[entry(detail_type, detail, bus)])
     if response.get("FailedEntryCount"):

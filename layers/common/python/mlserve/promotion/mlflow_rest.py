@@ -5,8 +5,6 @@ Endpoints (MLflow REST API 2.0):
     GET  /api/2.0/mlflow/model-versions/get?name=&version=         -> {"model_version": {...}}
     GET  /api/2.0/mlflow/model-versions/get-download-uri?name=&version= -> {"artifact_uri": ...}
     POST /api/2.0/mlflow/registered-models/get-latest-versions     -> {"model_versions": [...]}
-    POST /api/2.0/mlflow/registered-models/alias                   (set an alias)
-    POST /api/2.0/mlflow/model-versions/transition-stage           (legacy stages)
     GET  /api/2.0/mlflow-artifacts/artifacts?path=                 -> {"files": [{path, is_dir, file_size}]}
     GET  /api/2.0/mlflow-artifacts/artifacts/<path>                -> the file (server with --serve-artifacts)
 """
@@ -26,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from mlserve.contract import Env
 from mlserve.errors import MlserveError
 from mlserve.safe_paths import UnsafePathError, contained_path
 
@@ -64,7 +63,7 @@ class VersionInfo:
         )
 
 
-TOKEN_SECRET_ENV = "MLSERVE_MLFLOW_TOKEN_SECRET_ARN"
+TOKEN_SECRET_ENV = Env.MLFLOW_TOKEN_SECRET_ARN
 
 
 def token_from_secret(secret_id: str, client: Any = None) -> str:
@@ -178,20 +177,6 @@ class MlflowRest:
         )
         versions = [VersionInfo.from_json(v) for v in data.get("model_versions") or []]
         return max(versions, key=lambda v: int(v.version)) if versions else None
-
-    def set_alias(self, name: str, alias: str, version: str) -> None:
-        self._json(
-            "POST",
-            "/api/2.0/mlflow/registered-models/alias",
-            body={"name": name, "alias": alias, "version": str(version)},
-        )
-
-    def transition_stage(self, name: str, version: str, stage: str, archive_existing: bool = True) -> None:
-        self._json(
-            "POST",
-            "/api/2.0/mlflow/model-versions/transition-stage",
-            body={"name": name, "version": str(version), "stage": stage, "archive_existing_versions": archive_existing},
-        )
 
     # -- artifacts (mlflow server --serve-artifacts) ---------------------------------------
     def list_artifacts(self, path: str) -> list[dict[str, Any]]:

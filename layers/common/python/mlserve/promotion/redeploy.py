@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from mlserve.config import env_bool
+from mlserve.contract import MODEL_DEPLOYED, MODEL_DEPLOYMENT_FAILED, Env
 from mlserve.errors import MlserveError, StagingError
 from mlserve.live import read_pointer
 from mlserve.observability import clear_model_keys, record_redeploy, set_model_keys
 from mlserve.promotion.events import (
-    MODEL_DEPLOYED,
-    MODEL_DEPLOYMENT_FAILED,
     EventError,
     ModelPromoted,
     outcome_detail,
@@ -36,6 +35,7 @@ from mlserve.promotion.events import (
     put_event,
 )
 from mlserve.promotion.mlflow_rest import MlflowRest, RegistryError, download_model
+from mlserve.promotion.target import current_target
 from mlserve.promotion.trust import ArtifactPolicy, SageMakerRegistry
 from mlserve.publish import StageRequest, deployment_id, stage_and_activate, utc_now, write_manifest
 from mlserve.store import ModelStore, open_store
@@ -86,26 +86,21 @@ class RedeployConfig:
 
     @classmethod
     def from_env(cls) -> RedeployConfig:
-        names = {
-            n.strip()
-            for n in os.environ.get("MLSERVE_MODEL_NAMES", os.environ.get("MLSERVE_MODEL_NAME", "")).split(",")
-        }
-        store = os.environ.get("MLSERVE_STORE", "").strip()
+        names = {n.strip() for n in os.environ.get(Env.MODEL_NAMES, os.environ.get(Env.MODEL_NAME, "")).split(",")}
+        store = os.environ.get(Env.STORE, "").strip()
         if not store:
             raise MlserveError("missing required setting MLSERVE_STORE", code="bad_config")
         return cls(
             store_uri=store,
-            bus=os.environ.get("MLSERVE_EVENT_BUS") or None,
-            registry_uri=os.environ.get("MLSERVE_MLFLOW_TRACKING_URI") or os.environ.get("MLFLOW_TRACKING_URI") or None,
-            alias=os.environ.get("MLSERVE_REGISTRY_ALIAS", "champion") or "champion",
-            stage=os.environ.get("MLSERVE_PROMOTION_STAGE", "Production") or "Production",
+            bus=os.environ.get(Env.EVENT_BUS) or None,
+            registry_uri=os.environ.get(Env.MLFLOW_TRACKING_URI) or os.environ.get("MLFLOW_TRACKING_URI") or None,
+            alias=os.environ.get(Env.REGISTRY_ALIAS, "champion") or "champion",
+            stage=os.environ.get(Env.PROMOTION_STAGE, "Production") or "Production",
             model_names=frozenset(n for n in names if n),
-            allow_pickle=env_bool("MLSERVE_ALLOW_PICKLE", False),
-            sagemaker_package_group=os.environ.get("MLSERVE_SAGEMAKER_PACKAGE_GROUP") or None,
-            sagemaker_model_name=os.environ.get("MLSERVE_SAGEMAKER_MODEL_NAME")
-            or os.environ.get("MLSERVE_MODEL_NAME")
-            or None,
-            work_dir=Path(os.environ.get("MLSERVE_CACHE_DIR") or tempfile.gettempdir()) / "mlserve-redeploy",
+            allow_pickle=env_bool(Env.ALLOW_PICKLE, False),
+            sagemaker_package_group=os.environ.get(Env.SAGEMAKER_PACKAGE_GROUP) or None,
+            sagemaker_model_name=os.environ.get(Env.SAGEMAKER_MODEL_NAME) or os.environ.get(Env.MODEL_NAME) or None,
+            work_dir=Path(os.environ.get(Env.CACHE_DIR) or tempfile.gettempdir()) / "mlserve-redeploy",
             artifact_locations=ArtifactPolicy.from_env(None).locations,
         )
 
@@ -142,14 +137,16 @@ class RestRegistry:
         self.s3_client = s3_client
         self.policy = policy or ArtifactPolicy(registry_uri=rest.base)
 
+    def version_by_alias(self, name: str, alias: str) -> str | None:
+        info = self.rest.version_by_alias(name, alias)
+        return info.version if info else None
+
+    def latest_in_stage(self, name: str, stage: str) -> str | None:
+        latest = self.rest.latest_in_stage(name, stage)
+        return latest.version if latest else None
+
     def current_target(self, promotion: ModelPromoted) -> str | None:
-        if promotion.source == "mlflow-stage":
-            latest = self.rest.latest_in_stage(promotion.model_name, promotion.stage or self.stage)
-            return latest.version if latest else ""
-        if promotion.source in ("mlflow-alias", "cli"):
-            info = self.rest.version_by_alias(promotion.model_name, promotion.alias or self.alias)
-            return info.version if info else ""
-        return None
+        return current_target(self, promotion, alias=self.alias, stage=self.stage)
 
     def resolve(self, promotion: ModelPromoted, dest: Path) -> Resolved:
         # The artifact is whatever the registry says for this version (never the event's

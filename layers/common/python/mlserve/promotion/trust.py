@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlserve.contract import Env
 from mlserve.errors import MlserveError
 from mlserve.promotion.events import ModelPromoted
 from mlserve.promotion.mlflow_rest import ARTIFACTS_API, RegistryError, download_model
 
-ARTIFACT_LOCATIONS_ENV = "MLSERVE_ARTIFACT_LOCATIONS"
+ARTIFACT_LOCATIONS_ENV = Env.ARTIFACT_LOCATIONS
 
 
 class ArtifactLocationError(MlserveError):

@@ -24,8 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mlserve.contract import MODEL_PROMOTED
 from mlserve.observability import clear_model_keys, record_webhook_delivery, set_model_keys
-from mlserve.promotion.events import MODEL_PROMOTED, ModelPromoted, put_event, utc_now
+from mlserve.promotion.events import ModelPromoted, put_event, utc_now
 from mlserve.safe_paths import UnsafeNameError, check_model_name, check_version
 
 logger = logging.getLogger(__name__)
@@ -58,25 +59,6 @@ class DeliveryLedger(Protocol):
 
     def release(self, delivery_id: str) -> None:
         """Forget a claim (the event could not be forwarded; MLflow will retry it)."""
-
-
-class MemoryLedger:
-    """For local runs and tests; per-process only."""
-
-    def __init__(self) -> None:
-        self._seen: set[str] = set()
-        self._lock = threading.Lock()
-
-    def claim(self, delivery_id: str) -> bool:
-        with self._lock:
-            if delivery_id in self._seen:
-                return False
-            self._seen.add(delivery_id)
-            return True
-
-    def release(self, delivery_id: str) -> None:
-        with self._lock:
-            self._seen.discard(delivery_id)
 
 
 class DynamoLedger:
