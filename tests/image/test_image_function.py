@@ -42,6 +42,7 @@ def free_port() -> int:
 def sales_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Any]]:
     """A small sales ensemble trained and registered with real MLflow, published to a store."""
     import mlflow
+    from mlflow.tracking._tracking_service import utils as tracking_utils
 
     from examples.train import configure_mlflow
     from examples.train_sales import SALES, train_sales
@@ -49,6 +50,9 @@ def sales_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
 
     data_dir = tmp_path_factory.mktemp("sales-mlflow")
     previous = os.environ.get("MLFLOW_TRACKING_URI")
+    # configure_mlflow sets MLflow's process-wide tracking URI, which outranks the variable:
+    # put it back afterwards, or later tests' default clients would open this registry.
+    previous_global = tracking_utils._tracking_uri
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{data_dir / 'mlflow.db'}"
     try:
         configure_mlflow(data_dir)
@@ -58,6 +62,7 @@ def sales_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
         model = mlflow.sklearn.load_model(f"models:/{SALES}@champion")
         yield store, model
     finally:
+        tracking_utils._tracking_uri = previous_global
         if previous is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
