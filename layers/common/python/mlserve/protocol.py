@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from mlserve.csv_cells import cell_value
 from mlserve.csv_hints import raise_if_wrong_separator
 from mlserve.errors import ErrorDetail, InputError
 
@@ -159,22 +160,6 @@ def rows_from_csv(body: bytes, column_types: dict[str, str], max_rows: int | Non
 
 
 def csv_cell(value: str, column_type: str | None) -> Any:
-    """One CSV cell as the signature's type; empty is missing; unconvertible stays text."""
-    if value == "" and column_type != "string":
-        return None
-    if "_" in value and column_type in ("double", "float", "long", "integer"):
-        return value  # Python's float()/int() accept "1_000"; CSV numbers never have "_"
-    try:
-        if column_type in ("double", "float"):
-            return float(value)
-        if column_type in ("long", "integer"):
-            return int(value)
-    except ValueError:
-        return value
-    if column_type == "boolean":
-        lowered = value.strip().lower()
-        if lowered in ("true", "1"):
-            return True
-        if lowered in ("false", "0"):
-            return False
-    return value
+    """One CSV cell as the signature's type; empty is missing; unconvertible stays text.
+    The rules are `mlserve.csv_cells`, which the batch scorer's conversion also follows."""
+    return cell_value(value, column_type)

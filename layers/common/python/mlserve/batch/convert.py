@@ -13,11 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mlserve.csv_cells import FALSE_STRINGS, MISSING_TEXT, NUMERIC_TYPES, TRUE_STRINGS, empty_is_missing
 from mlserve.mlmodel import ColumnSpec
 from mlserve.schema import NUMPY_DTYPES
-
-TRUE_STRINGS = frozenset({"true", "1"})
-FALSE_STRINGS = frozenset({"false", "0"})
 
 
 @dataclass(frozen=True)
@@ -40,14 +38,14 @@ def parse_columns(data: bytes, positions: list[int], columns: tuple[ColumnSpec, 
     Empty cells are missing, except in string columns where "" is a value (as in the API);
     "nan"/"NA" and friends are NOT treated as missing - they are reported as bad values.
     """
-    string_positions = {p for p, c in zip(positions, columns, strict=True) if c.type == "string"}
+    string_positions = {p for p, c in zip(positions, columns, strict=True) if not empty_is_missing(c.type)}
     frame = pd.read_csv(
         io.BytesIO(data),
         header=None,
         usecols=positions,
         dtype={p: object for p in string_positions} or None,
         keep_default_na=False,
-        na_values={p: [""] for p in positions if p not in string_positions},
+        na_values={p: [MISSING_TEXT] for p in positions if p not in string_positions},
         skip_blank_lines=False,
         engine="c",
         # Records were split on LF only (CR of CRLF already stripped): a stray CR is data,
@@ -72,7 +70,7 @@ def convert_column(values: pd.Series, column: ColumnSpec) -> tuple[np.ndarray, n
 
     kind = column.type
     missing = values.isna().to_numpy()
-    if kind in ("double", "float", "long", "integer"):
+    if kind in NUMERIC_TYPES:
         if values.dtype.kind not in "iufb":
             # Text in the column (pandas 3 infers `str`, older pandas `object`).
             numbers = pd.to_numeric(values.astype(object), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
@@ -93,7 +91,7 @@ def convert_column(values: pd.Series, column: ColumnSpec) -> tuple[np.ndarray, n
             flag(missing, MISSING)
         return numbers, code, problems
     if kind == "boolean":
-        lowered = values.astype("string").str.strip().str.lower()
+        lowered = values.astype("string").str.strip().str.lower()  # as csv_cells.boolean_text
         truthy = lowered.isin(TRUE_STRINGS).to_numpy(dtype=bool, na_value=False)
         falsy = lowered.isin(FALSE_STRINGS).to_numpy(dtype=bool, na_value=False)
         flag(~truthy & ~falsy & ~missing, NOT_A_BOOLEAN)
@@ -119,7 +117,7 @@ def convert_column(values: pd.Series, column: ColumnSpec) -> tuple[np.ndarray, n
 def finalize(array: np.ndarray, column: ColumnSpec) -> np.ndarray:
     """The dtype `column_array` would give these (already validated) rows."""
     kind = column.type
-    if kind in ("double", "float", "long", "integer"):
+    if kind in NUMERIC_TYPES:
         if array.dtype.kind == "f" and np.isnan(array).any():
             return array.astype(np.float64, copy=False)  # gaps: NaN, as imputers expect
         return array.astype(NUMPY_DTYPES[kind], copy=False)
