@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mlserve.aws_clients import LazyClient
 from mlserve.contract import MODEL_PROMOTED
 from mlserve.observability import clear_model_keys, record_webhook_delivery, set_model_keys
 from mlserve.promotion.events import ModelPromoted, put_event, utc_now
@@ -70,13 +71,7 @@ class DynamoLedger:
         self.ttl_seconds = ttl_seconds
         self._client = client
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("dynamodb")
-        return self._client
+    client = LazyClient[Any]("dynamodb")
 
     def claim(self, delivery_id: str) -> bool:
         from botocore.exceptions import ClientError
@@ -132,6 +127,8 @@ class SecretProvider:
         self._lock = threading.Lock()
         self.fetches = 0  # GetSecretValue calls made (observability, tests)
 
+    client = LazyClient[Any]("secretsmanager")
+
     def __call__(self) -> list[str]:
         with self._lock:
             now = self._clock()
@@ -163,12 +160,8 @@ class SecretProvider:
             return True
 
     def _fetch(self) -> list[str]:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("secretsmanager")
         self.fetches += 1
-        raw = str(self._client.get_secret_value(SecretId=self.secret_id)["SecretString"])
+        raw = str(self.client.get_secret_value(SecretId=self.secret_id)["SecretString"])
         try:
             parsed = json.loads(raw)
         except json.JSONDecodeError:
