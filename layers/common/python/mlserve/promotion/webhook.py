@@ -14,6 +14,7 @@ Answers: 401 bad/missing signature or stale timestamp, 400 malformed body,
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -22,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol
 
 from mlserve.aws_clients import LazyClient
 from mlserve.contract import MODEL_PROMOTED
@@ -31,6 +32,7 @@ from mlserve.promotion.events import ModelPromoted, put_event, utc_now
 from mlserve.safe_paths import UnsafeNameError, check_model_name, check_version
 
 logger = logging.getLogger(__name__)
+P = ParamSpec("P")
 
 SIGNATURE_HEADER = "x-mlflow-signature"
 TIMESTAMP_HEADER = "x-mlflow-timestamp"
@@ -205,6 +207,33 @@ class WebhookResult:
         }
 
 
+def _logs_outcome(handle: Callable[P, WebhookResult]) -> Callable[P, WebhookResult]:
+    """Log and count what became of each delivery `handle` saw. The log line has the
+    outcome, a fixed reason code and (once the signature checked out) the delivery id, plus
+    the model name/version of an accepted promotion — never the body, the headers, the
+    signature or the secret."""
+
+    @functools.wraps(handle)
+    def logged(*args: P.args, **kwargs: P.kwargs) -> WebhookResult:
+        clear_model_keys()  # a previous delivery's model is not this one's
+        result = handle(*args, **kwargs)
+        outcome = result.outcome
+        record_webhook_delivery(outcome)
+        fields: dict[str, Any] = {"webhook_outcome": outcome, "reason": result.reason, "status_code": result.status}
+        if result.delivery_id:
+            fields["delivery_id"] = result.delivery_id
+        if outcome == "rejected":
+            logger.warning("webhook delivery rejected: %s", result.reason, extra=fields)
+        elif outcome == "error":
+            logger.error("webhook delivery not forwarded: %s", result.reason, extra=fields)
+        else:
+            logger.info("webhook delivery %s: %s", outcome, result.reason, extra=fields)
+        return result
+
+    return logged
+
+
+@_logs_outcome
 def handle_delivery(
     headers: dict[str, str],
     body: str,
@@ -215,38 +244,7 @@ def handle_delivery(
     events_client: Any,
     now: Callable[[], float] = time.time,
 ) -> WebhookResult:
-    """Verify and forward one delivery; log and count what became of it. The log line has
-    the outcome, a fixed reason code and (once the signature checked out) the delivery id,
-    plus the model name/version of an accepted promotion — never the body, the headers,
-    the signature or the secret."""
-    clear_model_keys()  # a previous delivery's model is not this one's
-    result = _handle_delivery(
-        headers, body, config=config, secrets=secrets, ledger=ledger, events_client=events_client, now=now
-    )
-    outcome = result.outcome
-    record_webhook_delivery(outcome)
-    fields: dict[str, Any] = {"webhook_outcome": outcome, "reason": result.reason, "status_code": result.status}
-    if result.delivery_id:
-        fields["delivery_id"] = result.delivery_id
-    if outcome == "rejected":
-        logger.warning("webhook delivery rejected: %s", result.reason, extra=fields)
-    elif outcome == "error":
-        logger.error("webhook delivery not forwarded: %s", result.reason, extra=fields)
-    else:
-        logger.info("webhook delivery %s: %s", outcome, result.reason, extra=fields)
-    return result
-
-
-def _handle_delivery(
-    headers: dict[str, str],
-    body: str,
-    *,
-    config: WebhookConfig,
-    secrets: Callable[[], list[str]],
-    ledger: DeliveryLedger,
-    events_client: Any,
-    now: Callable[[], float] = time.time,
-) -> WebhookResult:
+    """Verify and forward one delivery (logged and counted by `_logs_outcome`)."""
     h = {k.lower(): v for k, v in headers.items()}
     delivery_id = h.get(DELIVERY_ID_HEADER, "")
     timestamp = h.get(TIMESTAMP_HEADER, "")
