@@ -98,6 +98,16 @@ def load_native(path: Path, serialization_format: str, flavors: dict[str, Any]) 
     raise ModelLoadError(f"{serialization_format!r} is not a native boosted-model format")
 
 
+def _loadable_name(conf: dict[str, Any], flavor: str, key: str, default: str, loadable: frozenset[str]) -> str:
+    """The flavor's `key` (a model class name), refused unless it is one mlserve loads."""
+    name = str(conf.get(key, default))
+    if name not in loadable:
+        raise ModelLoadError(
+            f"{flavor} flavor names {key} {name!r}, which is not one mlserve loads: {', '.join(sorted(loadable))}"
+        )
+    return name
+
+
 def _load_lightgbm(path: Path) -> Any:
     import lightgbm
 
@@ -107,12 +117,7 @@ def _load_lightgbm(path: Path) -> Any:
 def _load_xgboost(path: Path, conf: dict[str, Any]) -> Any:
     import xgboost
 
-    model_class = str(conf.get("model_class", "xgboost.core.Booster"))
-    if model_class not in XGBOOST_MODEL_CLASSES:
-        raise ModelLoadError(
-            f"xgboost flavor names model_class {model_class!r}, which is not one mlserve loads: "
-            f"{', '.join(sorted(XGBOOST_MODEL_CLASSES))}"
-        )
+    model_class = _loadable_name(conf, "xgboost", "model_class", "xgboost.core.Booster", XGBOOST_MODEL_CLASSES)
     file_format = str(conf.get("model_format", "xgb"))
     if file_format not in XGBOOST_FILE_FORMATS:
         raise ModelLoadError(f"xgboost flavor has unknown model_format {file_format!r}")
@@ -129,12 +134,7 @@ def _load_xgboost(path: Path, conf: dict[str, Any]) -> Any:
 def _load_catboost(path: Path, conf: dict[str, Any]) -> Any:
     import catboost
 
-    model_type = str(conf.get("model_type", "CatBoost"))
-    if model_type not in CATBOOST_MODEL_TYPES:
-        raise ModelLoadError(
-            f"catboost flavor names model_type {model_type!r}, which is not one mlserve loads: "
-            f"{', '.join(sorted(CATBOOST_MODEL_TYPES))}"
-        )
+    model_type = _loadable_name(conf, "catboost", "model_type", "CatBoost", CATBOOST_MODEL_TYPES)
     save_format = str(conf.get("save_format", "cbm"))
     if save_format not in CATBOOST_SAVE_FORMATS:
         raise ModelLoadError(f"catboost flavor has save_format {save_format!r}; mlserve loads only cbm")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass
@@ -19,13 +19,22 @@ class ErrorDetail:
 
 @dataclass
 class MlserveError(Exception):
-    """Base class: `code` is a stable machine-readable string, `message` is for people."""
+    """Base class: `code` is a stable machine-readable string, `message` is for people.
+    A subclass names its default code as a class keyword: `class X(MlserveError, code="x")`."""
 
     message: str
-    code: str = "error"
+    code: str = ""  # "" means the class's default code
     details: list[ErrorDetail] = field(default_factory=list)
 
+    default_code: ClassVar[str] = "error"
+
+    def __init_subclass__(cls, code: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if code:
+            cls.default_code = code
+
     def __post_init__(self) -> None:
+        self.code = self.code or self.default_code
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -33,46 +42,31 @@ class MlserveError(Exception):
 
 
 @dataclass
-class InputError(MlserveError):
+class InputError(MlserveError, code="invalid_input"):
     """The caller's input is wrong; maps to a 4xx with `status`."""
 
-    code: str = "invalid_input"
     status: int = 422
 
 
-@dataclass
-class ModelUnavailableError(MlserveError):
+class ModelUnavailableError(MlserveError, code="model_unavailable"):
     """No model can be served right now (nothing published, or the load failed)."""
 
-    code: str = "model_unavailable"
 
-
-@dataclass
-class ModelLoadError(MlserveError):
+class ModelLoadError(MlserveError, code="model_load_failed"):
     """A model artifact could not be trusted or deserialized."""
 
-    code: str = "model_load_failed"
+
+class ChecksumMismatchError(ModelLoadError, code="checksum_mismatch"):
+    """An artifact's bytes are not the ones its checksum names."""
 
 
-@dataclass
-class ChecksumMismatchError(ModelLoadError):
-    code: str = "checksum_mismatch"
+class PickleNotAllowedError(ModelLoadError, code="pickle_not_allowed"):
+    """A pickle-based artifact, while pickle loading is off."""
 
 
-@dataclass
-class PickleNotAllowedError(ModelLoadError):
-    code: str = "pickle_not_allowed"
-
-
-@dataclass
-class StoreError(MlserveError):
+class StoreError(MlserveError, code="store_error"):
     """The model store could not be read or written."""
 
-    code: str = "store_error"
 
-
-@dataclass
-class StagingError(MlserveError):
+class StagingError(MlserveError, code="staging_failed"):
     """A model version could not be staged (copied, verified, loaded or smoke-tested)."""
-
-    code: str = "staging_failed"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlparse
 
+from mlserve.aws_clients import LazyClient
 from mlserve.checksums import CACHE_MARKER
 from mlserve.errors import StoreError
 from mlserve.safe_paths import check_model_name, check_version, contained_path
@@ -232,14 +233,7 @@ class S3Store(ModelStore):
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
         self._client = client
 
-    @property
-    def client(self) -> S3Client:
-        # Created lazily so that importing mlserve never costs a boto3 client.
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("s3")
-        return self._client
+    client: LazyClient[S3Client] = LazyClient("s3")
 
     def _key(self, key: str) -> str:
         return self.prefix + key

@@ -292,6 +292,17 @@ def _with_retries(indices: list[int], send: Any, attempts: int, sleep: Any) -> l
     return pending
 
 
+def _send_batched(
+    sizes: list[int], max_records: int, max_bytes: int, send: Any, attempts: int, sleep: Any
+) -> list[int]:
+    """Items (by index, with their sizes) sent in batches within the service's limits,
+    each batch with retries; the indices that still failed."""
+    failed: list[int] = []
+    for chunk in _chunks(sizes, max_records, max_bytes):
+        failed += _with_retries(chunk, send, attempts, sleep)
+    return failed
+
+
 @dataclass
 class KinesisWriter:
     client: Any
@@ -311,10 +322,7 @@ class KinesisWriter:
             return [i for i, entry in zip(indices, response["Records"], strict=True) if entry.get("ErrorCode")]
 
         sizes = [len(data) + len(key.encode()) for data, key in items]
-        failed: list[int] = []
-        for chunk in _chunks(sizes, KINESIS_MAX_BATCH_RECORDS, KINESIS_MAX_BATCH_BYTES):
-            failed += _with_retries(chunk, send, self.attempts, self.sleep)
-        return failed
+        return _send_batched(sizes, KINESIS_MAX_BATCH_RECORDS, KINESIS_MAX_BATCH_BYTES, send, self.attempts, self.sleep)
 
 
 @dataclass
@@ -338,10 +346,9 @@ class FirehoseWriter:
             return [i for i, entry in zip(indices, response["RequestResponses"], strict=True) if entry.get("ErrorCode")]
 
         sizes = [len(data) + 1 for data, _ in items]
-        failed: list[int] = []
-        for chunk in _chunks(sizes, FIREHOSE_MAX_BATCH_RECORDS, FIREHOSE_MAX_BATCH_BYTES):
-            failed += _with_retries(chunk, send, self.attempts, self.sleep)
-        return failed
+        return _send_batched(
+            sizes, FIREHOSE_MAX_BATCH_RECORDS, FIREHOSE_MAX_BATCH_BYTES, send, self.attempts, self.sleep
+        )
 
 
 @dataclass
@@ -361,10 +368,9 @@ class FailureQueue:
             )
             return [int(entry["Id"]) for entry in response.get("Failed") or []]
 
-        failed: list[int] = []
-        for chunk in _chunks([len(b) for b in bodies], SQS_MAX_BATCH_MESSAGES, SQS_MAX_BATCH_BYTES):
-            failed += _with_retries(chunk, send, self.attempts, self.sleep)
-        return failed
+        return _send_batched(
+            [len(b) for b in bodies], SQS_MAX_BATCH_MESSAGES, SQS_MAX_BATCH_BYTES, send, self.attempts, self.sleep
+        )
 
 
 @dataclass

@@ -372,6 +372,29 @@ def merge_reports(reports: list[dict[str, Any]], max_listed: int) -> tuple[Score
     return total, output_columns
 
 
+def merged_report(
+    status: str,
+    source: dict[str, Any],
+    started: float,
+    total: ScoreResult,
+    error: MlserveError | None,
+    predictions: str,
+) -> dict[str, Any]:
+    """The report of a file scored in ranges: the merged counts and the predictions only
+    when it succeeded (no model: the ranges loaded it)."""
+    succeeded = status == "succeeded"
+    return build_report(
+        status=status,
+        source=source,
+        started=started,
+        ended=time.time(),
+        model=None,
+        result=total if succeeded else None,
+        error=error,
+        predictions=predictions if succeeded else None,
+    )
+
+
 def assemble_parts(
     client: Any,
     bucket: str,
@@ -583,16 +606,7 @@ def merge_file(
             assemble_parts(client, bucket, predictions_key, parts, min_part_bytes=min_part_bytes, before_commit=guard)
         except Superseded as exc:
             status, error = "superseded", exc
-    report = build_report(
-        status=status,
-        source=source,
-        started=started,
-        ended=time.time(),
-        model=None,
-        result=total if status == "succeeded" else None,
-        error=error,
-        predictions=predictions_key if status == "succeeded" else None,
-    )
+    report = merged_report(status, source, started, total, error, predictions_key)
     return _finish(client, job, source, report, results_prefix, execution)
 
 

@@ -161,37 +161,33 @@ def score_to_sink(
     """
     started = time.time()
     result = ScoreResult()
+
+    def aborted(status: str, exc: Exception, *, with_progress: bool = False) -> dict[str, Any]:
+        _abort(sink)
+        report = build_report(
+            status=status, source=source_info, started=started, ended=time.time(), model=model, error=exc
+        )
+        if with_progress:
+            report["progress"] = progress(result)
+        return report
+
     try:
         score_stream(source, sink, model, options, result=result, time_left=time_left)
         if before_commit is not None:
             before_commit()
         sink.commit()
     except Superseded as exc:
-        _abort(sink)
-        return build_report(
-            status="superseded", source=source_info, started=started, ended=time.time(), model=model, error=exc
-        ), None
+        return aborted("superseded", exc), None
     except LimitExceeded as exc:
-        _abort(sink)
+        report = aborted("failed", exc, with_progress=True)
         logger.warning("batch input %s refused: %s", source_info.get("key") or source_info.get("path"), exc)
-        report = build_report(
-            status="failed", source=source_info, started=started, ended=time.time(), model=model, error=exc
-        )
-        report["progress"] = progress(result)
         report["retryable"] = False
         return report, None
     except InputError as exc:
-        _abort(sink)
-        return build_report(
-            status="rejected", source=source_info, started=started, ended=time.time(), model=model, error=exc
-        ), None
+        return aborted("rejected", exc), None
     except Exception as exc:
-        _abort(sink)
+        report = aborted("failed", exc, with_progress=True)
         logger.exception("scoring %s failed", source_info.get("key"))
-        report = build_report(
-            status="failed", source=source_info, started=started, ended=time.time(), model=model, error=exc
-        )
-        report["progress"] = progress(result)
         return report, exc
     return build_report(
         status="succeeded",

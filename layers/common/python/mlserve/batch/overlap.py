@@ -22,6 +22,7 @@ import contextlib
 import queue
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -84,26 +85,26 @@ class ReadAhead:
         self._stop.set()
 
 
-class BackgroundPartsSink(S3MultipartSink):
-    """An S3MultipartSink whose writes (buffering, and the part uploads they trigger) run in
-    one background thread, at most `in_flight` writes queued, while the scorer formats the
-    next chunk. Same parts in the same order; an upload error is raised on the next write or
-    at commit, in the caller's thread."""
+class _WriteQueue:
+    """Calls `write(data)` in order on one background thread, at most `in_flight` queued
+    (bounded memory); a failed call is raised in the caller's thread, on the next `submit`
+    or at `drain`."""
 
-    def __init__(self, *args: Any, in_flight: int = 2, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, write: Callable[[bytes], None], *, in_flight: int, thread_name: str) -> None:
+        self._write = write
         self._in_flight = max(1, in_flight)
+        self._thread_name = thread_name
         self._executor: ThreadPoolExecutor | None = None
         self._futures: deque[Future[None]] = deque()
 
-    def write(self, data: bytes) -> None:
+    def submit(self, data: bytes) -> None:
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlserve-upload")
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._thread_name)
         while self._futures and (len(self._futures) >= self._in_flight or self._futures[0].done()):
-            self._futures.popleft().result()  # bounded memory; raises a failed upload here
-        self._futures.append(self._executor.submit(super().write, data))
+            self._futures.popleft().result()  # bounded memory; raises a failed write here
+        self._futures.append(self._executor.submit(self._write, data))
 
-    def _drain(self, *, raise_errors: bool) -> None:
+    def drain(self, *, raise_errors: bool) -> None:
         while self._futures:
             future = self._futures.popleft()
             if raise_errors:
@@ -115,12 +116,26 @@ class BackgroundPartsSink(S3MultipartSink):
             self._executor.shutdown(wait=True)
             self._executor = None
 
+
+class BackgroundPartsSink(S3MultipartSink):
+    """An S3MultipartSink whose writes (buffering, and the part uploads they trigger) run in
+    one background thread, at most `in_flight` writes queued, while the scorer formats the
+    next chunk. Same parts in the same order; an upload error is raised on the next write or
+    at commit, in the caller's thread."""
+
+    def __init__(self, *args: Any, in_flight: int = 2, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._queue = _WriteQueue(super().write, in_flight=in_flight, thread_name="mlserve-upload")
+
+    def write(self, data: bytes) -> None:
+        self._queue.submit(data)
+
     def commit(self) -> None:
-        self._drain(raise_errors=True)
+        self._queue.drain(raise_errors=True)
         super().commit()
 
     def abort(self) -> None:
-        self._drain(raise_errors=False)
+        self._queue.drain(raise_errors=False)
         super().abort()
 
 
@@ -132,29 +147,14 @@ class WriteBehind:
 
     def __init__(self, sink: Sink, *, in_flight: int = 2) -> None:
         self._sink = sink
-        self._in_flight = max(1, in_flight)
-        self._executor: ThreadPoolExecutor | None = None
-        self._futures: deque[Future[None]] = deque()
+        self._queue = _WriteQueue(sink.write, in_flight=in_flight, thread_name="mlserve-write")
 
     def write(self, data: bytes) -> None:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlserve-write")
-        while self._futures and (len(self._futures) >= self._in_flight or self._futures[0].done()):
-            self._futures.popleft().result()  # bounded memory; raises a failed write here
-        self._futures.append(self._executor.submit(self._sink.write, data))
+        self._queue.submit(data)
 
     def drain(self, *, raise_errors: bool = True) -> None:
         """Wait for every queued write (then the wrapped sink holds all bytes written so far)."""
-        while self._futures:
-            future = self._futures.popleft()
-            if raise_errors:
-                future.result()
-            else:
-                with contextlib.suppress(Exception):  # aborting anyway
-                    future.result()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        self._queue.drain(raise_errors=raise_errors)
 
     def commit(self) -> None:
         self.drain()

@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mlserve.batch.core import BatchOptions
-from mlserve.batch.fanout import HeaderThenRange, merge_reports, score_range_into
-from mlserve.batch.job import build_report
+from mlserve.batch.fanout import HeaderThenRange, merge_reports, merged_report, score_range_into
 from mlserve.batch.output import LocalFileSink, Sink
 from mlserve.batch.overlap import WriteBehind
 from mlserve.batch.ranges import ByteRange, plan_ranges
@@ -227,16 +226,7 @@ def score_local_parallel(
         if not committed:
             sink.abort()
         shutil.rmtree(parts_dir, ignore_errors=True)
-    report = build_report(
-        status=status,
-        source=source_info,
-        started=started,
-        ended=time.time(),
-        model=None,
-        result=total if status == "succeeded" else None,
-        error=error,
-        predictions=str(output_path) if status == "succeeded" else None,
-    )
+    report = merged_report(status, source_info, started, total, error, str(output_path))
     report["model"] = model_identity
     if status == "failed" and bad:
         report["failed_ranges"] = [{"index": r["index"], "status": r["status"], "error": r.get("error")} for r in bad]

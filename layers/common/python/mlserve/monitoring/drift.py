@@ -10,7 +10,7 @@ The report's public shape (``mlserve drift --json``)::
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -234,25 +234,17 @@ def _numeric_vs_profile(
 ) -> TestResult:
     if "categories" in spec:  # few distinct values: exact category shares, as Evidently does
         ref_counts, cur_counts, labels = _shares_over_categories(spec["categories"], 0, kept.astype(str))
-        ref_shares, cur_shares = ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()
     else:
         ref_counts = np.asarray(spec["psi_counts"], dtype=np.float64)
         cur_counts = bin_counts(kept, spec["psi_edges"]).astype(np.float64)
         labels = _edge_labels(spec["psi_edges"])
-        ref_shares, cur_shares = ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()
-    feature.labels, feature.reference_shares, feature.current_shares = labels, ref_shares.tolist(), cur_shares.tolist()
-    psi = psi_from_shares(ref_shares, cur_shares)
-    p_value: float | None = None
-    if test == "ks":
+
+    def ks() -> tuple[float, float]:
         ref_cdf = np.cumsum(np.asarray(spec["counts"], dtype=np.float64))[:-1] / spec["count"]
         cur_cdf = np.cumsum(bin_counts(kept, spec["edges"]))[:-1] / kept.size
-        statistic, p_value = ks_from_cdfs(ref_cdf, cur_cdf, int(spec["count"]), int(kept.size))
-        decided_on = p_value
-    elif test == "psi":
-        statistic = decided_on = psi
-    else:
-        statistic = decided_on = jensenshannon_from_shares(ref_shares, cur_shares)
-    return TestResult(test, statistic, p_value, psi, is_drifted(test, decided_on, threshold))
+        return ks_from_cdfs(ref_cdf, cur_cdf, int(spec["count"]), int(kept.size))
+
+    return _test_on_counts(feature, labels, ref_counts, cur_counts, test, threshold, p_value_test=("ks", ks))
 
 
 def _shares_over_categories(
@@ -277,12 +269,36 @@ def _categorical_vs_profile(
     feature: FeatureDrift, spec: Mapping[str, Any], kept: np.ndarray, test: str, threshold: float
 ) -> TestResult:
     ref_counts, cur_counts, labels = _shares_over_categories(spec["categories"], int(spec.get("other", 0)), kept)
+    return _test_on_counts(
+        feature,
+        labels,
+        ref_counts,
+        cur_counts,
+        test,
+        threshold,
+        p_value_test=("chisquare", lambda: chisquare_from_counts(ref_counts, cur_counts)),
+    )
+
+
+def _test_on_counts(
+    feature: FeatureDrift,
+    labels: list[str],
+    ref_counts: np.ndarray,
+    cur_counts: np.ndarray,
+    test: str,
+    threshold: float,
+    *,
+    p_value_test: tuple[str, Callable[[], tuple[float, float]]],
+) -> TestResult:
+    """Record the shares on `feature` and run `test`: psi, jensenshannon, or the kind's own
+    p-value test (`p_value_test`: its name, and the (statistic, p-value) it computes)."""
     ref_shares, cur_shares = ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()
     feature.labels, feature.reference_shares, feature.current_shares = labels, ref_shares.tolist(), cur_shares.tolist()
     psi = psi_from_shares(ref_shares, cur_shares)
     p_value: float | None = None
-    if test == "chisquare":
-        statistic, p_value = chisquare_from_counts(ref_counts, cur_counts)
+    p_test_name, p_test = p_value_test
+    if test == p_test_name:
+        statistic, p_value = p_test()
         decided_on = p_value
     elif test == "psi":
         statistic = decided_on = psi

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlserve.aws_clients import LazyClient
 from mlserve.contract import Env
 from mlserve.errors import MlserveError
 from mlserve.promotion.events import ModelPromoted
@@ -92,13 +93,7 @@ class SageMakerRegistry:
         self.package_group = package_group
         self._client = client
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("sagemaker")
-        return self._client
+    client = LazyClient[Any]("sagemaker")
 
     def _approved(self) -> list[dict[str, Any]]:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -14,6 +14,7 @@ Answers: 401 bad/missing signature or stale timestamp, 400 malformed body,
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -22,14 +23,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol
 
+from mlserve.aws_clients import LazyClient
 from mlserve.contract import MODEL_PROMOTED
 from mlserve.observability import clear_model_keys, record_webhook_delivery, set_model_keys
 from mlserve.promotion.events import ModelPromoted, put_event, utc_now
 from mlserve.safe_paths import UnsafeNameError, check_model_name, check_version
 
 logger = logging.getLogger(__name__)
+P = ParamSpec("P")
 
 SIGNATURE_HEADER = "x-mlflow-signature"
 TIMESTAMP_HEADER = "x-mlflow-timestamp"
@@ -70,13 +73,7 @@ class DynamoLedger:
         self.ttl_seconds = ttl_seconds
         self._client = client
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("dynamodb")
-        return self._client
+    client = LazyClient[Any]("dynamodb")
 
     def claim(self, delivery_id: str) -> bool:
         from botocore.exceptions import ClientError
@@ -132,6 +129,8 @@ class SecretProvider:
         self._lock = threading.Lock()
         self.fetches = 0  # GetSecretValue calls made (observability, tests)
 
+    client = LazyClient[Any]("secretsmanager")
+
     def __call__(self) -> list[str]:
         with self._lock:
             now = self._clock()
@@ -163,12 +162,8 @@ class SecretProvider:
             return True
 
     def _fetch(self) -> list[str]:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("secretsmanager")
         self.fetches += 1
-        raw = str(self._client.get_secret_value(SecretId=self.secret_id)["SecretString"])
+        raw = str(self.client.get_secret_value(SecretId=self.secret_id)["SecretString"])
         try:
             parsed = json.loads(raw)
         except json.JSONDecodeError:
@@ -212,6 +207,33 @@ class WebhookResult:
         }
 
 
+def _logs_outcome(handle: Callable[P, WebhookResult]) -> Callable[P, WebhookResult]:
+    """Log and count what became of each delivery `handle` saw. The log line has the
+    outcome, a fixed reason code and (once the signature checked out) the delivery id, plus
+    the model name/version of an accepted promotion — never the body, the headers, the
+    signature or the secret."""
+
+    @functools.wraps(handle)
+    def logged(*args: P.args, **kwargs: P.kwargs) -> WebhookResult:
+        clear_model_keys()  # a previous delivery's model is not this one's
+        result = handle(*args, **kwargs)
+        outcome = result.outcome
+        record_webhook_delivery(outcome)
+        fields: dict[str, Any] = {"webhook_outcome": outcome, "reason": result.reason, "status_code": result.status}
+        if result.delivery_id:
+            fields["delivery_id"] = result.delivery_id
+        if outcome == "rejected":
+            logger.warning("webhook delivery rejected: %s", result.reason, extra=fields)
+        elif outcome == "error":
+            logger.error("webhook delivery not forwarded: %s", result.reason, extra=fields)
+        else:
+            logger.info("webhook delivery %s: %s", outcome, result.reason, extra=fields)
+        return result
+
+    return logged
+
+
+@_logs_outcome
 def handle_delivery(
     headers: dict[str, str],
     body: str,
@@ -222,38 +244,7 @@ def handle_delivery(
     events_client: Any,
     now: Callable[[], float] = time.time,
 ) -> WebhookResult:
-    """Verify and forward one delivery; log and count what became of it. The log line has
-    the outcome, a fixed reason code and (once the signature checked out) the delivery id,
-    plus the model name/version of an accepted promotion — never the body, the headers,
-    the signature or the secret."""
-    clear_model_keys()  # a previous delivery's model is not this one's
-    result = _handle_delivery(
-        headers, body, config=config, secrets=secrets, ledger=ledger, events_client=events_client, now=now
-    )
-    outcome = result.outcome
-    record_webhook_delivery(outcome)
-    fields: dict[str, Any] = {"webhook_outcome": outcome, "reason": result.reason, "status_code": result.status}
-    if result.delivery_id:
-        fields["delivery_id"] = result.delivery_id
-    if outcome == "rejected":
-        logger.warning("webhook delivery rejected: %s", result.reason, extra=fields)
-    elif outcome == "error":
-        logger.error("webhook delivery not forwarded: %s", result.reason, extra=fields)
-    else:
-        logger.info("webhook delivery %s: %s", outcome, result.reason, extra=fields)
-    return result
-
-
-def _handle_delivery(
-    headers: dict[str, str],
-    body: str,
-    *,
-    config: WebhookConfig,
-    secrets: Callable[[], list[str]],
-    ledger: DeliveryLedger,
-    events_client: Any,
-    now: Callable[[], float] = time.time,
-) -> WebhookResult:
+    """Verify and forward one delivery (logged and counted by `_logs_outcome`)."""
     h = {k.lower(): v for k, v in headers.items()}
     delivery_id = h.get(DELIVERY_ID_HEADER, "")
     timestamp = h.get(TIMESTAMP_HEADER, "")
